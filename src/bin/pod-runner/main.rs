@@ -1,0 +1,3 @@
+//! Test node stand-in.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! DataMigrate: the Migration operator, its CRD and its step builders.

@@ -1,0 +1,3 @@
+//! The `datamigrate` command line.
+
+fn main() {}
