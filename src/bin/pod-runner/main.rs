@@ -1,3 +1,7 @@
 //! Test node stand-in.
 
+mod expand;
+mod images;
+mod status;
+
 fn main() {}
