@@ -1,0 +1,186 @@
+"""The target engine the project is built on: a DuckDB file or a PostgreSQL database.
+
+It holds the raw source tables (loaded from the extract step's sample data, typed with the
+target's types) that the project's sources point at, and answers the evaluate node's queries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from datamigrate_agent.config import MigrateConfig
+from datamigrate_agent.errors import PermanentError, RetryableError
+from datamigrate_agent.metadata import HEX_VALUE_TYPES, MetadataDocument, Table, iter_sample_rows
+from datamigrate_agent.nodes._names import quote
+from datamigrate_agent.nodes._profiles import DUCKDB_PATH_ENV
+from datamigrate_agent.nodes._sql import column_type
+
+__all__ = ["connect", "load_sources", "export_pg_env", "checksum_sql"]
+
+log = logging.getLogger(__name__)
+
+PG_DSN_ENV = "DATAMIGRATE_PG_DSN"
+_BATCH = 1000
+
+
+def export_pg_env() -> dict[str, str]:
+    """Connection parameters from ``DATAMIGRATE_PG_DSN`` (or the ``DATAMIGRATE_PG_*`` vars).
+
+    The DSN is split into the variables the generated profiles.yml reads with ``env_var()``,
+    so the password lives only in the environment, never in a file.
+    """
+    dsn = os.environ.get(PG_DSN_ENV)
+    if dsn:
+        url = urlparse(dsn)
+        parts = {
+            "HOST": url.hostname or "127.0.0.1", "PORT": str(url.port or 5432),
+            "USER": unquote(url.username or "postgres"),
+            "PASSWORD": unquote(url.password or ""), "DBNAME": url.path.lstrip("/") or "postgres",
+        }  # fmt: skip
+        for k, v in parts.items():
+            os.environ.setdefault(f"DATAMIGRATE_PG_{k}", v)
+    if not os.environ.get("DATAMIGRATE_PG_USER") or not os.environ.get("DATAMIGRATE_PG_DBNAME"):
+        raise PermanentError(
+            f"target postgres needs env {PG_DSN_ENV} (or DATAMIGRATE_PG_HOST, _PORT, _USER, "
+            "_PASSWORD, _DBNAME)",
+            code="NoPostgres",
+        )
+    keys = {"host": "HOST", "port": "PORT", "user": "USER", "password": "PASSWORD",
+            "dbname": "DBNAME"}  # fmt: skip
+    return {k: os.environ.get(f"DATAMIGRATE_PG_{v}", "") for k, v in keys.items()}
+
+
+def duckdb_path(cfg: MigrateConfig) -> str:
+    """The DuckDB file (env override, else ``<workspace>/warehouse.duckdb``)."""
+    path = os.environ.get(DUCKDB_PATH_ENV) or str(cfg.workspace / "warehouse.duckdb")
+    os.environ[DUCKDB_PATH_ENV] = path
+    return path
+
+
+@contextmanager
+def connect(cfg: MigrateConfig) -> Iterator[Any]:
+    """A DB-API connection to the target engine, closed on exit."""
+    if cfg.target == "duckdb":
+        import duckdb
+
+        con = duckdb.connect(duckdb_path(cfg))
+    elif cfg.target == "postgres":
+        import psycopg2
+
+        try:
+            con = psycopg2.connect(connect_timeout=10, **export_pg_env())
+        except psycopg2.OperationalError as e:
+            raise RetryableError(f"PostgreSQL unreachable: {e}", code="EngineUnreachable") from e
+        con.autocommit = True
+    else:
+        raise ValueError(f"target {cfg.target} does not run here")
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _exec(con: Any, sql: str) -> None:
+    cur = con.cursor()
+    try:
+        cur.execute(sql)
+    finally:
+        cur.close()
+
+
+def _converter(table: Table) -> list[Any]:
+    out = []
+    for c in table.columns:
+        if c.data_type in HEX_VALUE_TYPES:
+            out.append(lambda v: None if v is None else bytes.fromhex(v))
+        else:
+            out.append(None)
+    return out
+
+
+def _rows(base: str, table: Table) -> Iterator[list[Any]]:
+    conv = _converter(table)
+    if all(f is None for f in conv):
+        yield from iter_sample_rows(base, table)
+        return
+    for row in iter_sample_rows(base, table):
+        yield [v if f is None else f(v) for f, v in zip(conv, row, strict=True)]
+
+
+def _create_sql(table: Table, schema: str, target: str) -> str:
+    cols = ", ".join(f"{quote(c.name, target)} {column_type(c, target)}" for c in table.columns)
+    return f"create table {quote(schema, target)}.{quote(table.name, target)} ({cols})"
+
+
+def _insert_batches(con: Any, cfg: MigrateConfig, sql: str, rows: Iterator[list[Any]]) -> int:
+    count, batch = 0, []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= _BATCH:
+            count += _flush(con, cfg, sql, batch)
+            batch = []
+    return count + (_flush(con, cfg, sql, batch) if batch else 0)
+
+
+def _flush(con: Any, cfg: MigrateConfig, sql: str, batch: list[list[Any]]) -> int:
+    if cfg.target == "postgres":
+        from psycopg2.extras import execute_values
+
+        with con.cursor() as cur:
+            execute_values(cur, sql, batch, page_size=_BATCH)
+    else:
+        con.executemany(sql, batch)
+    return len(batch)
+
+
+def load_sources(cfg: MigrateConfig, doc: MetadataDocument, schemas: dict[str, str]) -> dict:
+    """(Re)create every raw table in its ``raw_<source>`` schema and load its sample rows.
+
+    ``schemas`` maps a SQL Server schema (lower case) to its raw schema in the target.
+    Returns per table key the number of rows loaded, or the error that stopped it.
+    """
+    base = str(cfg.metadata_path.parent)
+    loaded: dict[str, Any] = {}
+    with connect(cfg) as con:
+        for raw in sorted(set(schemas.values())):
+            _exec(con, f"drop schema if exists {quote(raw, cfg.target)} cascade")
+            _exec(con, f"create schema {quote(raw, cfg.target)}")
+        for table in doc.tables:
+            key = table.qualified_name.lower()
+            loaded[key] = _load_one(con, cfg, base, table, schemas[table.schema_.lower()])
+    return loaded
+
+
+def _load_one(con: Any, cfg: MigrateConfig, base: str, table: Table, raw: str) -> Any:
+    target = cfg.target
+    try:
+        _exec(con, _create_sql(table, raw, target))
+        name = f"{quote(raw, target)}.{quote(table.name, target)}"
+        if cfg.target == "postgres":
+            sql = f"insert into {name} values %s"
+        else:
+            sql = f"insert into {name} values ({', '.join('?' for _ in table.columns)})"
+        return _insert_batches(con, cfg, sql, _rows(base, table))
+    except PermanentError:
+        raise
+    except Exception as e:  # noqa: BLE001 - one table's load failure flags that table only
+        log.warning("Load failed", extra={"fields": {"object": table.qualified_name,
+                                                     "error": f"{type(e).__name__}: {e}"}})
+        return {"error": " ".join(f"{type(e).__name__}: {e}".split())[:500]}
+
+
+def checksum_sql(relation: str, columns: list[str], target: str) -> str:
+    """Row count, and per column a non-null count and an order-free hash sum."""
+    parts = ["count(*)"]
+    for c in columns:
+        col = quote(c, target)
+        if target == "postgres":
+            parts += [f"count({col})", f"coalesce(sum(hashtext({col}::text)::bigint), 0)"]
+        else:
+            parts += [f"count({col})", f"coalesce(sum(hash(cast({col} as varchar))), 0)"]
+    return f"select {', '.join(parts)} from {relation}"

@@ -1,0 +1,112 @@
+"""test: load the raw tables, then ``dbt parse`` and ``dbt build`` on the target engine."""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from langgraph.runtime import Runtime
+
+from datamigrate_agent.config import RUNNABLE_TARGETS
+from datamigrate_agent.dbt import DbtRun, run_dbt
+from datamigrate_agent.nodes._context import Context
+from datamigrate_agent.nodes._engine import duckdb_path, export_pg_env, load_sources
+from datamigrate_agent.nodes._profiles import profile_for
+from datamigrate_agent.nodes._project import SEVERITY_VAR, raw_schema
+from datamigrate_agent.state import State
+
+__all__ = ["test_project", "route_after_test", "failing_models"]
+
+log = logging.getLogger(__name__)
+
+
+def _raw_schemas(state: State) -> dict[str, str]:
+    return {schema.lower(): raw_schema(src) for src, schema in state["sources"].items()}
+
+
+def _stand_in_profiles(ctx: Context, tmp: Path) -> Path:
+    # A target with no engine here (Snowflake, ...) is checked by `dbt parse` under a DuckDB
+    # stand-in profile of the same name: refs, sources, tests and YAML are dbt's to judge.
+    name = yaml.safe_load((ctx.config.project_dir / "dbt_project.yml").read_text())["profile"]
+    doc = profile_for(name, "duckdb", ctx.config.schema, str(tmp / "stand-in.duckdb"))
+    (tmp / "profiles.yml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return tmp
+
+
+def _blame(message: str, models: list[str]) -> list[str]:
+    # A parse error names the file or node; find which of our models it is about.
+    return [m for m in models if re.search(rf"\b{re.escape(m)}\b", message)]
+
+
+def _summarise(run: DbtRun, state: State, round_no: int) -> dict[str, Any]:
+    models: dict[str, Any] = {}
+    tests: dict[str, list[dict[str, Any]]] = {}
+    for r in run.results:
+        if r.unique_id.startswith("model."):
+            models[r.unique_id.split(".")[-1]] = {"status": r.status, "message": r.message}
+        elif r.model:
+            tests.setdefault(r.model, []).append(
+                {"test": r.unique_id.split(".")[2], "status": r.status,
+                 "failures": r.failures, "message": r.message})  # fmt: skip
+    blamed: list[str] = []
+    if run.parse_error:
+        names = [pm["model"] for pm in state["plan"].values()]
+        blamed = _blame(run.parse_error, names)
+        for m in blamed:
+            models[m] = {"status": "error", "message": f"dbt parse: {run.parse_error}"}
+    return {"round": round_no, "parsed": run.parsed, "parse_error": run.parse_error,
+            "blamed": blamed, "models": models, "tests": tests, "seconds": run.seconds}  # fmt: skip
+
+
+def test_project(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Build the project once (parse, then build with the parsed manifest)."""
+    ctx = runtime.context
+    ctx.executed.append("test")
+    cfg = ctx.config
+    ctx.progress.update(phase="Validating", current=None)
+    runnable = cfg.target in RUNNABLE_TARGETS and cfg.validate
+    update: dict[str, Any] = {}
+    if runnable:
+        if cfg.target == "postgres":
+            export_pg_env()
+        else:
+            duckdb_path(cfg)
+        if not state.get("loaded"):
+            started = time.monotonic()
+            update["load"] = load_sources(cfg, ctx.metadata, _raw_schemas(state))
+            update["loaded"] = True
+            log.info("Loaded raw tables", extra={"fields": {"node": "test", "tables": len(
+                update["load"]), "seconds": round(time.monotonic() - started, 2)}})
+    round_no = state.get("build", {}).get("round", 0) + 1
+    vars_ = {SEVERITY_VAR: "warn"}
+    if runnable:
+        run = run_dbt(cfg.project_dir, cfg.project_dir, build=True, vars_=vars_)
+    else:
+        with tempfile.TemporaryDirectory(prefix="datamigrate-profile-") as tmp:
+            run = run_dbt(cfg.project_dir, _stand_in_profiles(ctx, Path(tmp)), build=False,
+                          vars_=vars_)  # fmt: skip
+    update["build"] = _summarise(run, state, round_no)
+    log.info("Built project", extra={"fields": {"node": "test", "round": round_no,
+             "parsed": run.parsed, "seconds": run.seconds,
+             "failing": len(failing_models(update["build"]))}})  # fmt: skip
+    return update
+
+
+def failing_models(build: dict[str, Any]) -> list[str]:
+    """Models whose build errored in the last round."""
+    return [m for m, r in build.get("models", {}).items() if r["status"] == "error"]
+
+
+def route_after_test(state: State, runtime: Runtime[Context]) -> Literal["repair", "evaluate"]:
+    """Repair while models fail and the bounded rounds are not used up."""
+    build = state.get("build", {})
+    limit = runtime.context.config.max_repair_attempts + 2
+    unexplained_parse_error = build.get("parse_error") and not build.get("blamed")
+    if build.get("round", 0) >= limit or unexplained_parse_error:
+        return "evaluate"
+    return "repair" if failing_models(build) else "evaluate"
