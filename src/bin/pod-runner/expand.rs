@@ -44,7 +44,10 @@ fn variable_reference(after: &str) -> Option<(&str, &str)> {
 /// Expands with an ordered list of `(name, value)` pairs; a later pair shadows an earlier one.
 pub fn expand_with(input: &str, vars: &[(String, String)]) -> String {
     expand(input, |name| {
-        vars.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        vars.iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     })
 }
 
@@ -62,7 +65,10 @@ mod tests {
 
     #[test]
     fn defined_variables_are_replaced() {
-        assert_eq!(expand_with("--workspace=$(WORKSPACE)", &vars()), "--workspace=/workspace");
+        assert_eq!(
+            expand_with("--workspace=$(WORKSPACE)", &vars()),
+            "--workspace=/workspace"
+        );
         assert_eq!(expand_with("$(STEP)$(STEP)", &vars()), "extractextract");
         assert_eq!(expand_with("a$(EMPTY)b", &vars()), "ab");
     }
@@ -84,7 +90,10 @@ mod tests {
         assert_eq!(expand_with("echo $HOME", &vars()), "echo $HOME");
         assert_eq!(expand_with("$(STEP", &vars()), "$(STEP");
         assert_eq!(expand_with("end$", &vars()), "end$");
-        assert_eq!(expand_with("sh -c 'echo ${STEP}'", &vars()), "sh -c 'echo ${STEP}'");
+        assert_eq!(
+            expand_with("sh -c 'echo ${STEP}'", &vars()),
+            "sh -c 'echo ${STEP}'"
+        );
     }
 
     #[test]

@@ -32,11 +32,15 @@ impl ImageTable {
                 continue;
             }
             let Some((repo, dir)) = entry.split_once('=') else {
-                return Err(ParseImageTable { entry: entry.to_owned() });
+                return Err(ParseImageTable {
+                    entry: entry.to_owned(),
+                });
             };
             let (repo, dir) = (repo.trim(), dir.trim());
             if repo.is_empty() || dir.is_empty() {
-                return Err(ParseImageTable { entry: entry.to_owned() });
+                return Err(ParseImageTable {
+                    entry: entry.to_owned(),
+                });
             }
             entries.insert(repository_of(repo).to_owned(), PathBuf::from(dir));
         }
@@ -73,16 +77,28 @@ mod tests {
     fn repository_drops_tag_and_digest_but_keeps_registry_port() {
         assert_eq!(repository_of("busybox"), "busybox");
         assert_eq!(repository_of("busybox:1.36"), "busybox");
-        assert_eq!(repository_of("ghcr.io/acme/agent:v1@sha256:abc"), "ghcr.io/acme/agent");
-        assert_eq!(repository_of("ghcr.io/acme/agent@sha256:abc"), "ghcr.io/acme/agent");
-        assert_eq!(repository_of("localhost:5000/agent"), "localhost:5000/agent");
-        assert_eq!(repository_of("localhost:5000/agent:dev"), "localhost:5000/agent");
+        assert_eq!(
+            repository_of("ghcr.io/acme/agent:v1@sha256:abc"),
+            "ghcr.io/acme/agent"
+        );
+        assert_eq!(
+            repository_of("ghcr.io/acme/agent@sha256:abc"),
+            "ghcr.io/acme/agent"
+        );
+        assert_eq!(
+            repository_of("localhost:5000/agent"),
+            "localhost:5000/agent"
+        );
+        assert_eq!(
+            repository_of("localhost:5000/agent:dev"),
+            "localhost:5000/agent"
+        );
     }
 
     #[test]
     fn table_maps_any_tag_of_a_repository_to_its_bin_dir() {
-        let table = ImageTable::parse("ghcr.io/acme/agent=/opt/venv/bin, busybox:1.36=/bb\n")
-            .unwrap();
+        let table =
+            ImageTable::parse("ghcr.io/acme/agent=/opt/venv/bin, busybox:1.36=/bb\n").unwrap();
         assert_eq!(
             table.bin_dir("ghcr.io/acme/agent:0.1.0"),
             Some(Path::new("/opt/venv/bin"))

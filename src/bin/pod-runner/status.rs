@@ -128,7 +128,10 @@ pub enum RunState {
 impl RunState {
     /// A waiting state with a reason and no message.
     pub fn waiting(reason: &str) -> Self {
-        Self::Waiting { reason: reason.to_owned(), message: None }
+        Self::Waiting {
+            reason: reason.to_owned(),
+            message: None,
+        }
     }
 }
 
@@ -187,6 +190,18 @@ impl ContainerRun {
         self.state = RunState::Running { started_at: now };
     }
 
+    /// Waits before a restart: the exit moves to `last` and counts as a restart.
+    pub fn back_off(&mut self, reason: &str, message: Option<String>) {
+        if let RunState::Terminated(exit) = &self.state {
+            self.last = Some(exit.clone());
+            self.restart_count += 1;
+        }
+        self.state = RunState::Waiting {
+            reason: reason.to_owned(),
+            message,
+        };
+    }
+
     /// The `startedAt` of the current run, if it runs.
     pub fn started_at(&self) -> Option<Timestamp> {
         match self.state {
@@ -217,9 +232,9 @@ pub struct Forced {
     /// The phase.
     pub phase: Phase,
     /// `PodStatus.reason`.
-    pub reason: String,
+    pub reason: Option<String>,
     /// `PodStatus.message`.
-    pub message: String,
+    pub message: Option<String>,
 }
 
 /// Everything the runner tracks about one pod.
@@ -242,8 +257,11 @@ pub struct PodRun {
 
 impl PodRun {
     /// A pod none of whose containers has started.
-    pub fn new(restart_policy: RestartPolicy, init: Vec<ContainerRun>, main: Vec<ContainerRun>)
-    -> Self {
+    pub fn new(
+        restart_policy: RestartPolicy,
+        init: Vec<ContainerRun>,
+        main: Vec<ContainerRun>,
+    ) -> Self {
         Self {
             restart_policy,
             init,
@@ -267,7 +285,10 @@ impl PodRun {
         }
         let policy = self.restart_policy;
         let init_failed = self.init.iter().filter_map(ContainerRun::exit);
-        if init_failed.into_iter().any(|e| !policy.restarts(e.exit_code) && e.exit_code != 0) {
+        if init_failed
+            .into_iter()
+            .any(|e| !policy.restarts(e.exit_code) && e.exit_code != 0)
+        {
             return Phase::Failed;
         }
         if !self.initialized() {
@@ -284,7 +305,11 @@ impl PodRun {
             };
         }
         let started = self.main.iter().any(|c| c.running() || c.restart_count > 0);
-        if started || !exits.is_empty() { Phase::Running } else { Phase::Pending }
+        if started || !exits.is_empty() {
+            Phase::Running
+        } else {
+            Phase::Pending
+        }
     }
 
     /// Builds the status to write, moving a condition's `lastTransitionTime` only when its
@@ -295,8 +320,16 @@ impl PodRun {
         let terminal = phase.is_terminal();
         let flags = [
             ("PodScheduled", true, None),
-            ("PodReadyToStartContainers", self.sandbox_ready && !terminal, None),
-            ("Initialized", self.initialized(), Some("ContainersNotInitialized")),
+            (
+                "PodReadyToStartContainers",
+                self.sandbox_ready && !terminal,
+                None,
+            ),
+            (
+                "Initialized",
+                self.initialized(),
+                Some("ContainersNotInitialized"),
+            ),
             ("ContainersReady", ready, Some(not_ready_reason(terminal))),
             ("Ready", ready, Some(not_ready_reason(terminal))),
         ];
@@ -311,17 +344,26 @@ impl PodRun {
             container_statuses: Some(self.main.iter().map(ContainerRun::to_status).collect()),
             start_time: self.start_time.map(Time),
             host_ip: Some(POD_IP.to_owned()),
-            host_ips: Some(vec![HostIP { ip: POD_IP.to_owned() }]),
+            host_ips: Some(vec![HostIP {
+                ip: POD_IP.to_owned(),
+            }]),
             pod_ip: Some(POD_IP.to_owned()),
-            pod_ips: Some(vec![PodIP { ip: POD_IP.to_owned() }]),
-            reason: self.forced.as_ref().map(|f| f.reason.clone()),
-            message: self.forced.as_ref().map(|f| f.message.clone()),
+            pod_ips: Some(vec![PodIP {
+                ip: POD_IP.to_owned(),
+            }]),
+            reason: self.forced.as_ref().and_then(|f| f.reason.clone()),
+            message: self.forced.as_ref().and_then(|f| f.message.clone()),
             ..PodStatus::default()
         }
     }
 
-    fn condition(&mut self, kind: &'static str, status: bool, reason: Option<&str>, now: Timestamp)
-    -> PodCondition {
+    fn condition(
+        &mut self,
+        kind: &'static str,
+        status: bool,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> PodCondition {
         let entry = self.transitions.entry(kind).or_insert((status, now));
         if entry.0 != status {
             *entry = (status, now);
@@ -329,7 +371,11 @@ impl PodRun {
         PodCondition {
             type_: kind.to_owned(),
             status: if status { "True" } else { "False" }.to_owned(),
-            reason: if status { None } else { reason.map(str::to_owned) },
+            reason: if status {
+                None
+            } else {
+                reason.map(str::to_owned)
+            },
             last_transition_time: Some(Time(entry.1)),
             ..PodCondition::default()
         }
@@ -337,7 +383,11 @@ impl PodRun {
 }
 
 fn not_ready_reason(terminal: bool) -> &'static str {
-    if terminal { "PodCompleted" } else { "ContainersNotReady" }
+    if terminal {
+        "PodCompleted"
+    } else {
+        "ContainersNotReady"
+    }
 }
 
 fn state_of(state: &RunState) -> ContainerState {
@@ -350,7 +400,9 @@ fn state_of(state: &RunState) -> ContainerState {
             ..ContainerState::default()
         },
         RunState::Running { started_at } => ContainerState {
-            running: Some(ContainerStateRunning { started_at: Some(Time(*started_at)) }),
+            running: Some(ContainerStateRunning {
+                started_at: Some(Time(*started_at)),
+            }),
             ..ContainerState::default()
         },
         RunState::Terminated(exit) => terminated_state(exit),
@@ -433,9 +485,20 @@ mod tests {
         let status = run.status(at(2));
         assert_eq!(status.phase.as_deref(), Some("Succeeded"));
         let ready = condition(&status, "Ready");
-        assert_eq!((ready.status.as_str(), ready.reason.as_deref()), ("False", Some("PodCompleted")));
-        let term = status.container_statuses.unwrap()[0].state.clone().unwrap().terminated.unwrap();
-        assert_eq!((term.exit_code, term.reason.as_deref()), (0, Some("Completed")));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_deref()),
+            ("False", Some("PodCompleted"))
+        );
+        let term = status.container_statuses.unwrap()[0]
+            .state
+            .clone()
+            .unwrap()
+            .terminated
+            .unwrap();
+        assert_eq!(
+            (term.exit_code, term.reason.as_deref()),
+            (0, Some("Completed"))
+        );
     }
 
     #[test]
@@ -469,6 +532,21 @@ mod tests {
         assert_eq!(cs.restart_count, 1);
         let last = cs.last_state.clone().unwrap().terminated.unwrap();
         assert_eq!(last.exit_code, 1);
+    }
+
+    #[test]
+    fn back_off_keeps_the_exit_as_last_state_and_counts_one_restart() {
+        let mut run = pod(RestartPolicy::OnFailure, 0, 1);
+        end(&mut run.main[0], 2);
+        run.main[0].back_off("CrashLoopBackOff", None);
+        run.main[0].start(Some(5), at(4));
+        let cs = &run.status(at(4)).container_statuses.unwrap()[0];
+        assert_eq!(cs.restart_count, 1);
+        assert_eq!(
+            cs.last_state.clone().unwrap().terminated.unwrap().exit_code,
+            2
+        );
+        assert!(cs.state.as_ref().unwrap().running.is_some());
     }
 
     #[test]
@@ -508,8 +586,8 @@ mod tests {
         run.main[0].start(None, at(1));
         run.forced = Some(Forced {
             phase: Phase::Failed,
-            reason: "PodRunnerRestarted".into(),
-            message: "the pod runner restarted while the pod ran".into(),
+            reason: Some("PodRunnerRestarted".into()),
+            message: Some("the pod runner restarted while the pod ran".into()),
         });
         let status = run.status(at(5));
         assert_eq!(status.phase.as_deref(), Some("Failed"));
@@ -530,7 +608,10 @@ mod tests {
     #[test]
     fn restart_policy_reads_the_spec_and_defaults_to_always() {
         assert_eq!(RestartPolicy::from_spec(None), RestartPolicy::Always);
-        assert_eq!(RestartPolicy::from_spec(Some("Never")), RestartPolicy::Never);
+        assert_eq!(
+            RestartPolicy::from_spec(Some("Never")),
+            RestartPolicy::Never
+        );
         assert!(RestartPolicy::from_spec(Some("OnFailure")).restarts(1));
         assert!(!RestartPolicy::OnFailure.restarts(0));
     }
