@@ -1,0 +1,47 @@
+"""T-SQL to target-dialect translation that keeps SQL Server semantics.
+
+The public API (everything else in this package is private):
+
+- ``translate_statement(sql, target, *, schema=None, options=None) -> str``: one T-SQL
+  statement to target SQL (no trailing semicolon).
+- ``translate_script(text, target, *, schema=None, options=None) -> list[TranslatedStatement]``:
+  a whole script (``GO`` batches, statements with or without semicolons); tables created in the
+  script feed the column types used by later statements.
+- ``translate_query(select_sql, target, resolve_table, *, schema=None, options=None) -> str``:
+  a view or procedure body (one SELECT); every table reference goes through
+  ``resolve_table(schema, name)``, whose non-None answer (for example ``{{ ref('stg_x') }}``)
+  replaces the reference verbatim.
+- ``target_type(sql_server_type, max_length, precision, scale, target) -> str``: the target
+  type for a SQL Server column type.
+- ``TranslationError(reason)``: raised for anything that cannot be translated faithfully.
+
+``target`` is a sqlglot dialect name: duckdb, postgres, snowflake, bigquery, databricks,
+redshift. ``schema`` maps table names (``"dbo.person"`` or ``"person"``, case-insensitive) to
+``{column: sql_server_type}``; types drive ``+`` (concatenation or addition), ``/`` (integer
+division), comparisons (trailing spaces, case) and BIT handling.
+"""
+
+from __future__ import annotations
+
+from datamigrate_agent.translate.engine import (
+    Options,
+    TranslatedStatement,
+    translate_query,
+    translate_script,
+    translate_statement,
+)
+from datamigrate_agent.translate.errors import TranslationError
+from datamigrate_agent.translate.targets import TARGETS, get_target
+from datamigrate_agent.translate.type_mapping import target_type
+
+__all__ = [
+    "TARGETS",
+    "Options",
+    "TranslatedStatement",
+    "TranslationError",
+    "get_target",
+    "target_type",
+    "translate_query",
+    "translate_script",
+    "translate_statement",
+]

@@ -1,0 +1,73 @@
+"""Column types known to the translator: from the caller, and from tables a script creates."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+__all__ = ["Identity", "Schema", "table_key"]
+
+
+def table_key(table: exp.Table) -> tuple[str, str]:
+    """Return ``(schema, name)`` in lower case; the schema is '' when not written."""
+    return (table.db or "").lower(), table.name.lower()
+
+
+@dataclass
+class Identity:
+    """An IDENTITY column and the highest value seen, for moving its sequence on."""
+
+    column: str
+    seed: int
+    increment: int
+    sequence: str
+    generation: int = 0
+    highest: int | None = None
+
+
+@dataclass
+class Schema:
+    """Tables -> ordered ``{column: T-SQL DataType}``, plus identity columns and alias types."""
+
+    tables: dict[tuple[str, str], dict[str, exp.DataType]] = field(default_factory=dict)
+    identities: dict[tuple[str, str], Identity] = field(default_factory=dict)
+    #: ``sp_addtype`` alias types: lower-case name -> base type text.
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Mapping[str, str]] | None) -> Schema:
+        """Build from ``{"dbo.person": {"given_name": "nvarchar(40)"}}`` style input."""
+        schema = cls()
+        for name, columns in (mapping or {}).items():
+            db, _, table = name.rpartition(".")
+            schema.add((db.strip("[]\""), table.strip("[]\"")), {
+                col: exp.DataType.build(typ, dialect="tsql", udt=True)
+                for col, typ in columns.items()
+            })
+        return schema
+
+    def add(self, key: tuple[str, str], columns: dict[str, exp.DataType]) -> None:
+        """Record a table's columns (lower-case names)."""
+        db, name = key[0].lower(), key[1].lower()
+        self.tables[(db, name)] = {c.lower(): t for c, t in columns.items()}
+
+    def columns(self, table: exp.Table) -> dict[str, exp.DataType] | None:
+        """Return the columns of ``table``; an unqualified or ``dbo`` name matches either."""
+        db, name = table_key(table)
+        for key in ((db, name), ("", name), ("dbo", name)):
+            if key in self.tables:
+                return self.tables[key]
+        if not db:
+            for (_, other), cols in self.tables.items():
+                if other == name:
+                    return cols
+        return None
+
+    def identity(self, table: exp.Table) -> Identity | None:
+        """Return the identity column of ``table``, if the script declared one."""
+        db, name = table_key(table)
+        return self.identities.get((db, name)) or self.identities.get(("", name)) or (
+            self.identities.get(("dbo", name))
+        )

@@ -1,0 +1,221 @@
+"""String comparison as SQL Server does it: trailing spaces ignored, case ignored (CI).
+
+``=``, ``<>``, ``<``, ``>``, IN and BETWEEN between strings compare ``LOWER(RTRIM(x, ' '))``
+(literals are folded at translation time); LIKE becomes ILIKE (or LOWER on both sides),
+``LIKE '[0-9]%'`` character classes become an anchored regular expression;
+``COUNT(DISTINCT s)``, ``GROUP BY s`` and ``SELECT DISTINCT s`` group the same way, keeping
+one of the group's spellings (MIN); ORDER BY a string column sorts case-insensitively.
+A string compared with a number is converted to the number's type, as T-SQL does.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlglot import exp
+
+from datamigrate_agent.translate._context import Context
+from datamigrate_agent.translate._typing import is_numeric, is_string
+from datamigrate_agent.translate.transforms._util import lit
+from datamigrate_agent.translate.transforms.strings import rtrim
+
+__all__ = ["normalise", "transform"]
+
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE)
+_AGGREGATES = (exp.AggFunc,)
+
+
+def normalise(node: exp.Expression, ctx: Context) -> exp.Expression:
+    """``node`` as SQL Server compares it: trailing spaces off and, under CI, lower case."""
+    if node.meta.get("dm_norm"):
+        return node
+    if isinstance(node, (exp.Literal, exp.National)) and (node.is_string or
+                                                          isinstance(node, exp.National)):
+        text = node.name.rstrip(" ") if ctx.options.pad_space else node.name
+        out: exp.Expression = lit(text.lower() if ctx.options.case_insensitive else text)
+    else:
+        out = rtrim(node) if ctx.options.pad_space else node
+        if ctx.options.case_insensitive:
+            out = exp.Lower(this=out)
+    out.meta["dm_norm"] = True
+    return out
+
+
+def _stringy(ctx: Context, *nodes: exp.Expression) -> bool:
+    types = [ctx.type_of(n) for n in nodes]
+    return any(is_string(t) for t in types) and all(t is None or is_string(t) for t in types)
+
+
+def _is_assignment(node: exp.Expression) -> bool:
+    return isinstance(node.parent, (exp.Update, exp.SetItem)) or node.arg_key == "expressions" \
+        and isinstance(node.parent, exp.Update)
+
+
+def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """Rewrite string comparisons, LIKE, and string grouping."""
+    for node in list(tree.find_all(*_COMPARISONS)):
+        if not _is_assignment(node):
+            _compare(node, ctx)
+    for node in list(tree.find_all(exp.In)):
+        _in(node, ctx)
+    for node in list(tree.find_all(exp.Between)):
+        if _stringy(ctx, node.this, node.args["low"], node.args["high"]):
+            for key in ("this", "low", "high"):
+                node.set(key, normalise(node.args[key], ctx))
+    for node in list(tree.find_all(exp.Like)):
+        _like(node, ctx)
+    for node in list(tree.find_all(exp.Count)):
+        _count_distinct(node, ctx)
+    for select in list(tree.find_all(exp.Select)):
+        _group(select, ctx)
+        _order(select, ctx)
+    return tree
+
+
+def _compare(node: exp.Binary, ctx: Context) -> None:
+    left, right = ctx.type_of(node.left), ctx.type_of(node.right)
+    if is_string(left) and is_numeric(right):
+        node.set("this", exp.Cast(this=node.left, to=right.copy()))
+    elif is_string(right) and is_numeric(left):
+        node.set("expression", exp.Cast(this=node.right, to=left.copy()))
+    elif _stringy(ctx, node.left, node.right):
+        node.set("this", normalise(node.left, ctx))
+        node.set("expression", normalise(node.right, ctx))
+
+
+def _in(node: exp.In, ctx: Context) -> None:
+    values = node.expressions
+    query = node.args.get("query")
+    if values and _stringy(ctx, node.this, *values):
+        node.set("this", normalise(node.this, ctx))
+        node.set("expressions", [normalise(v, ctx) for v in values])
+    elif query is not None and isinstance(query.unnest(), exp.Select):
+        select = query.unnest()
+        if len(select.expressions) == 1 and _stringy(ctx, node.this, select.expressions[0]):
+            node.set("this", normalise(node.this, ctx))
+            item = select.expressions[0]
+            inner = item.this if isinstance(item, exp.Alias) else item
+            inner.replace(normalise(inner.copy(), ctx))
+
+
+def _like(node: exp.Like, ctx: Context) -> None:
+    pattern = node.expression
+    if isinstance(pattern, (exp.Literal, exp.National)) and re.search(r"\[", pattern.name):
+        node.replace(_regex_like(node.this, pattern.name, ctx))
+        return
+    if not ctx.options.case_insensitive:
+        return
+    if ctx.target.SUPPORTS_ILIKE:
+        node.replace(exp.ILike(this=node.this, expression=pattern))
+    else:
+        node.set("this", exp.Lower(this=node.this))
+        node.set("expression", exp.Lower(this=pattern))
+
+
+def like_to_regex(pattern: str) -> str:
+    """Translate a T-SQL LIKE pattern (``%``, ``_``, ``[a-z]``, ``[^a]``) to an anchored regex."""
+    out, i = ["^"], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "%":
+            out.append(".*")
+        elif char == "_":
+            out.append(".")
+        elif char == "[" and "]" in pattern[i + 1 :]:
+            end = pattern.index("]", i + 2 if pattern[i + 1 : i + 2] == "]" else i + 1)
+            body = pattern[i + 1 : end]
+            body = "^" + body[1:] if body.startswith("^") else body
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = end
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return "".join(out) + "$"
+
+
+def _regex_like(subject: exp.Expression, pattern: str, ctx: Context) -> exp.Expression:
+    regex = like_to_regex(pattern)
+    if ctx.options.case_insensitive:
+        subject, regex = exp.Lower(this=subject), regex.lower()
+    return exp.RegexpLike(this=subject, expression=lit(regex))
+
+
+def _count_distinct(node: exp.Count, ctx: Context) -> None:
+    arg = node.this
+    if isinstance(arg, exp.Distinct) and len(arg.expressions) == 1:
+        value = arg.expressions[0]
+        if is_string(ctx.type_of(value)):
+            value.replace(normalise(value.copy(), ctx))
+
+
+def _group(select: exp.Select, ctx: Context) -> None:
+    group = select.args.get("group")
+    if group is None and select.args.get("distinct") and not select.args["distinct"].args.get(
+            "on"):
+        _distinct_to_group(select, ctx)
+        return
+    if group is None:
+        return
+    keys = [k for k in group.expressions if isinstance(k, exp.Column)
+            and is_string(ctx.type_of(k))]
+    for key in keys:
+        _pick_spelling(select, key)
+        key.replace(normalise(key.copy(), ctx))
+
+
+def _distinct_to_group(select: exp.Select, ctx: Context) -> None:
+    items = select.expressions
+    if any(isinstance(i, exp.Star) or i.find(exp.AggFunc) for i in items):
+        return
+    if not any(is_string(ctx.type_of(i)) for i in items):
+        return
+    select.set("distinct", None)
+    keys, outputs = [], []
+    for item in items:
+        value = item.this if isinstance(item, exp.Alias) else item
+        if is_string(ctx.type_of(value)):
+            keys.append(normalise(value.copy(), ctx))
+            outputs.append(exp.alias_(exp.Min(this=value.copy()), item.alias_or_name))
+        else:
+            keys.append(value.copy())
+            outputs.append(item.copy())
+    select.set("expressions", outputs)
+    select.set("group", exp.Group(expressions=keys))
+
+
+def _pick_spelling(select: exp.Select, key: exp.Column) -> None:
+    """Outside aggregates, a normalised key shows one of its group's spellings (MIN)."""
+    items = []
+    for item in select.expressions:
+        if item == key:
+            items.append(exp.alias_(exp.Min(this=item.copy()), key.name))
+            continue
+        _wrap_occurrences(item, key)
+        items.append(item)
+    select.set("expressions", items)
+    for clause in ("order", "having"):
+        if select.args.get(clause) is not None:
+            _wrap_occurrences(select.args[clause], key)
+
+
+def _wrap_occurrences(node: exp.Expression, key: exp.Column) -> None:
+    for col in list(node.find_all(exp.Column)):
+        if col == key and col.find_ancestor(exp.AggFunc) is None:
+            col.replace(exp.Min(this=col.copy()))
+
+
+def _order(select: exp.Select, ctx: Context) -> None:
+    order = select.args.get("order")
+    if (order is None or not ctx.options.case_insensitive or select.args.get("group")
+            or select.args.get("distinct") or not isinstance(select.parent, (exp.Subquery,
+                                                                             type(None)))):
+        return
+    if any(i.find(exp.AggFunc) for i in select.expressions):
+        return
+    aliases = {i.alias.lower() for i in select.expressions if isinstance(i, exp.Alias)}
+    for ordered in order.expressions:
+        key = ordered.this
+        if not isinstance(key, exp.Column) or (not key.table and key.name.lower() in aliases):
+            continue
+        if is_string(ctx.type_of(key)):
+            ordered.set("this", exp.Lower(this=key.copy()))

@@ -1,0 +1,54 @@
+"""Constructs with no faithful translation: raise ``TranslationError`` with a precise reason."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from datamigrate_agent.translate._context import Context
+from datamigrate_agent.translate.errors import TranslationError
+
+__all__ = ["transform"]
+
+#: T-SQL functions whose behaviour has no counterpart on any target.
+_UNSUPPORTED_FUNCS = {
+    "OPENJSON": "OPENJSON shreds JSON into rows with SQL Server's own path rules",
+    "OPENXML": "OPENXML reads an XML document handle",
+    "OPENQUERY": "OPENQUERY runs a query on a linked server",
+    "OPENROWSET": "OPENROWSET reads an external data source",
+    "NEWSEQUENTIALID": "NEWSEQUENTIALID depends on the server's MAC address and ordering",
+    "CONTAINSTABLE": "full-text search has no target equivalent",
+    "FREETEXTTABLE": "full-text search has no target equivalent",
+}
+#: XML data type methods (``col.nodes('/x')``, ``.value(...)``) parse as dotted calls.
+_XML_METHODS = {"NODES", "VALUE", "QUERY", "EXIST", "MODIFY"}
+
+
+def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """Reject procedures that use SET ROWCOUNT, XML methods, OPENJSON and FOR XML."""
+    for node in tree.find_all(exp.Set):
+        if _is_rowcount(node) and tree is not node:
+            raise TranslationError(
+                "SET ROWCOUNT limits every later statement of the procedure; rewrite it as "
+                "TOP on the statements it is meant to limit"
+            )
+    for node in tree.find_all(exp.Anonymous, exp.Dot):
+        name = node.name.upper() if isinstance(node, exp.Anonymous) else _dot_method(node)
+        if name in _UNSUPPORTED_FUNCS:
+            raise TranslationError(f"{name} is not translatable: {_UNSUPPORTED_FUNCS[name]}")
+        if isinstance(node, exp.Dot) and name in _XML_METHODS:
+            raise TranslationError(
+                f"XML method .{name.lower()}() (XQuery over an xml column) has no "
+                f"{ctx.dialect} equivalent; needs manual work"
+            )
+    if any(str(f.args.get("kind", "")).upper() == "XML" for f in tree.find_all(exp.ForClause)):
+        raise TranslationError("FOR XML builds XML text; rewrite with STRING_AGG by hand")
+    return tree
+
+
+def _is_rowcount(node: exp.Set) -> bool:
+    return any("ROWCOUNT" in item.sql("tsql").upper() for item in node.expressions)
+
+
+def _dot_method(node: exp.Dot) -> str:
+    expr = node.expression
+    return expr.name.upper() if isinstance(expr, (exp.Anonymous, exp.Func)) else ""
