@@ -2,27 +2,258 @@
 
 /// The `Migration` custom resource (spec and status types).
 pub mod crd;
+/// Conditions, phases, progress folding and the desired status.
+// pub mod status;
+/// The controller: `Context`, `run`, `reconcile`, `error_policy`.
+// pub mod controller;
+/// Prometheus metrics.
+// pub mod metrics;
+/// Health, readiness and metrics HTTP server.
+// pub mod server;
+/// Leader election on a Lease.
+// pub mod leader;
+/// Logging setup.
+// pub mod telemetry;
+
+#[cfg(test)]
+mod fixtures;
+/// Pure `Migration -> Job` builder and the work pod defaults.
+pub mod job;
+/// Pure builders of the other objects a Migration owns (PVC, ConfigMap, RBAC).
+pub mod owned;
+/// Each step's container, shared by the Job builder and the local runner.
+pub mod steps;
+
+/// Boxed error source for errors from several libraries.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The operator's one error type.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The spec cannot be turned into Jobs (a permanent error until the spec changes).
+    /// The spec cannot be turned into Jobs (permanent until the spec changes).
     #[error("invalid spec: {message}")]
     InvalidSpec {
         /// What is wrong, naming the field.
         message: String,
     },
+    /// A configuration file could not be read.
+    #[error("failed to read {path}")]
+    ReadConfig {
+        /// The file.
+        path: String,
+        /// Cause.
+        #[source]
+        source: BoxError,
+    },
+    /// A referenced Secret does not exist (yet).
+    #[error("secret {name} not found")]
+    MissingSecret {
+        /// Secret name.
+        name: String,
+    },
+    /// A referenced Secret lacks a key.
+    #[error("secret {name} has no key {key}")]
+    MissingSecretKey {
+        /// Secret name.
+        name: String,
+        /// Missing key.
+        key: String,
+    },
+    /// Reading a referenced Secret failed.
+    #[error("failed to get secret {name}")]
+    GetSecret {
+        /// Secret name.
+        name: String,
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// Server-side apply of an owned object failed.
+    #[error("failed to apply {kind} {name}")]
+    ApplyOwned {
+        /// Object kind.
+        kind: &'static str,
+        /// Object name.
+        name: String,
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// Listing the Migration's Jobs failed.
+    #[error("failed to list jobs")]
+    ListJobs {
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// Creating a step Job failed.
+    #[error("failed to create job {name}")]
+    CreateJob {
+        /// Job name.
+        name: String,
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// Suspending or resuming a step Job failed.
+    #[error("failed to patch job {name}")]
+    PatchJob {
+        /// Job name.
+        name: String,
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// Reading the progress ConfigMap or a pod's termination message failed.
+    #[error("failed to read {what}")]
+    Observe {
+        /// What was read.
+        what: &'static str,
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// Writing the status failed.
+    #[error("failed to patch status")]
+    PatchStatus {
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// Serializing an object failed.
+    #[error("failed to serialize {what}")]
+    Serialize {
+        /// What was serialized.
+        what: &'static str,
+        /// Cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Connecting to the API server failed.
+    #[error("failed to create the kubernetes client")]
+    Client {
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// The HTTP server failed.
+    #[error("failed to serve {addr}")]
+    Serve {
+        /// Listen address.
+        addr: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Leader election failed.
+    #[error("leader election failed")]
+    LeaderElection {
+        /// Cause.
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl Error {
-    /// PascalCase reason, used as Event reason and metric label.
+    /// PascalCase reason, used as Event reason, condition reason and metric label.
     #[must_use]
     pub fn reason(&self) -> &'static str {
         match self {
             Self::InvalidSpec { .. } => "InvalidSpec",
+            Self::ReadConfig { .. } => "ReadConfig",
+            Self::MissingSecret { .. } => "SecretNotFound",
+            Self::MissingSecretKey { .. } => "SecretKeyNotFound",
+            Self::GetSecret { .. } => "GetSecret",
+            Self::ApplyOwned { .. } => "ApplyOwned",
+            Self::ListJobs { .. } => "ListJobs",
+            Self::CreateJob { .. } => "CreateJob",
+            Self::PatchJob { .. } => "PatchJob",
+            Self::Observe { .. } => "Observe",
+            Self::PatchStatus { .. } => "PatchStatus",
+            Self::Serialize { .. } => "Serialize",
+            Self::Client { .. } => "Client",
+            Self::Serve { .. } => "Serve",
+            Self::LeaderElection { .. } => "LeaderElection",
         }
     }
+
+    /// Whether retrying cannot help until the Migration changes.
+    ///
+    /// Missing Secrets are transient: they may be created at any time, so the controller keeps
+    /// retrying with backoff (and reports them in a condition meanwhile).
+    #[must_use]
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::InvalidSpec { .. } | Self::ReadConfig { .. } | Self::Serialize { .. } => true,
+            Self::ApplyOwned { source, .. }
+            | Self::CreateJob { source, .. }
+            | Self::PatchJob { source, .. } => is_invalid_request(source),
+            _ => false,
+        }
+    }
+
+    /// The error and its causes on one line, at most `max` bytes (Events take 1 KiB).
+    #[must_use]
+    pub fn chain(&self, max: usize) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        truncate(&text, max)
+    }
+}
+
+/// An API answer that repeating the same request cannot change (422 Invalid, 400 BadRequest).
+fn is_invalid_request(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 422 || s.code == 400)
+}
+
+/// `text` cut to at most `max` bytes on a character boundary.
+#[must_use]
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
 }
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_secret_is_transient_and_invalid_spec_permanent() {
+        assert!(!Error::MissingSecret { name: "s".into() }.is_permanent());
+        assert!(
+            Error::InvalidSpec {
+                message: "m".into()
+            }
+            .is_permanent()
+        );
+        assert_eq!(
+            Error::MissingSecret { name: "s".into() }.reason(),
+            "SecretNotFound"
+        );
+    }
+
+    #[test]
+    fn chain_joins_causes_and_respects_the_bound() {
+        let e = Error::ReadConfig {
+            path: "f".into(),
+            source: "no such file".into(),
+        };
+        assert_eq!(e.chain(1024), "failed to read f: no such file");
+        assert_eq!(e.chain(6), "failed");
+        assert_eq!(truncate("ééé", 3), "é");
+    }
+}
