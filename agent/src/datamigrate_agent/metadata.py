@@ -31,8 +31,11 @@ Conventions a consumer can rely on (both extractors normalise to them):
   for ``float`` (mantissa bits: 53 by default, 24 for ``real``), ``scale`` for
   ``datetime2/time/datetimeoffset`` (fractional digits, default 7); ``null`` otherwise. Money,
   int, datetime and the like have fixed, well-known shapes implied by the type name.
-* ``default``, ``computed`` and check ``expression`` are T-SQL text as the source wrote it
-  (outer parentheses kept as SQL Server stores them, e.g. ``(getdate())``).
+* ``default``, ``computed`` and check ``expression`` are T-SQL text, wrapped in one or more
+  pairs of parentheses (SQL Server stores ``DEFAULT 0`` as ``((0))``, a script reader keeps the
+  script's own text, wrapped once); ``strip_parens`` removes the outer pairs.
+* A computed column's ``dataType`` is the type SQL Server infers for it on a live source; a
+  script does not state it, so there it is ``sql_variant`` with ``computed`` set.
 * ``rowCount`` is the catalogue's row count for a live source, and the number of sample rows
   for a script (the script *is* the data).
 * Every list of key columns is in key order (composite keys included).
@@ -109,6 +112,7 @@ __all__ = [
     "load_metadata",
     "qualified_name",
     "sample_file_name",
+    "strip_parens",
     "utc_now",
     "write_sample_rows",
 ]
@@ -405,6 +409,30 @@ class MetadataDocument(_Model):
                 raise ValueError(f"object {obj.qualified_name} appears twice")
             seen.add(key)
         return self
+
+
+def strip_parens(text: str) -> str:
+    """``((0))`` -> ``0``: remove outer parentheses that enclose the whole expression."""
+    out = text.strip()
+    while out.startswith("(") and out.endswith(")") and _encloses(out):
+        out = out[1:-1].strip()
+    return out
+
+
+def _encloses(text: str) -> bool:
+    """True when the first ``(`` of ``text`` closes at its last character (strings aware)."""
+    depth = 0
+    quote = False
+    for i, ch in enumerate(text):
+        if ch == "'":
+            quote = not quote
+        elif not quote and ch == "(":
+            depth += 1
+        elif not quote and ch == ")":
+            depth -= 1
+            if depth == 0:
+                return i == len(text) - 1
+    return False
 
 
 def utc_now() -> str:

@@ -210,6 +210,8 @@ def _continues(tok: Token, prev: Token, cur: _Current) -> bool:
     if word == "SET":
         return cur.head in ("UPDATE", "MERGE") or (cur.head == "ALTER" and cur.second == "DATABASE")
     if word in ("DELETE", "UPDATE", "INSERT"):
+        if cur.head == "SET":
+            return False  # SET IDENTITY_INSERT t ON / INSERT ...: the ON ends the SET
         # ON DELETE CASCADE, FOR INSERT, UPDATE (a trigger), MERGE ... WHEN MATCHED THEN UPDATE
         return prev.is_word("ON", "FOR", "AFTER", "OF", "THEN") or prev.is_op(",")
     return word in ("EXEC", "EXECUTE") and cur.head == "INSERT" and not cur.insert_source
