@@ -40,7 +40,8 @@ def plan_models(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     ctx.executed.append("plan")
     doc, cfg = ctx.metadata, ctx.config
-    fallback = Path(doc.source.name).stem.split(".")[0]
+    # The database name when the source tells it, else the project's name, else the file's.
+    fallback = cfg.project_name or Path(doc.source.name).stem.split(".")[0]
     objects = state["objects"]
     used = {d for o in objects if o["kind"] != "table" for d in o["depends_on"]}
     taken: set[str] = set()

@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 
 QUOTED_FIX = "quoted every identifier"
 SAFE_CAST_FIX = "switched to safe casts"
+#: Errors that quoting can fix: an identifier folded to another case or not found.
+_IDENTIFIER_ERROR = re.compile(
+    r"column .{0,80}(does not exist|not found)|Referenced column|Binder Error|"
+    r"syntax error at or near|Parser Error",
+    re.IGNORECASE,
+)
 
 
 def _quote_all(sql: str, target: str) -> str:
@@ -86,6 +92,8 @@ def _fix(
         return f"LLM repair {out['attempts']}", None
     if QUOTED_FIX in out.get("fixes", []):
         return None, f"dbt build failed after quoting every identifier: {message}"
+    if not _IDENTIFIER_ERROR.search(message):
+        return None, f"dbt build failed (no rule applies): {message}"
     try:
         work["sql"][key] = _quote_all(sql, ctx.config.target)
     except sqlglot.errors.SqlglotError:
