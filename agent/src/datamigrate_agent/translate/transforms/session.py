@@ -63,6 +63,8 @@ def apply(tree: exp.Expression, ctx: Context, state: Any) -> Handled | None:
     """Handle session statements (SET, sp_addtype) against the script ``state``."""
     if isinstance(tree, exp.Command):
         return _command(tree, ctx, state)
+    if isinstance(tree, exp.Execute):
+        return _execute(tree.sql("tsql"), state)
     if not isinstance(tree, exp.Set):
         return None
     if not tree.expressions:
@@ -80,13 +82,17 @@ def _command(tree: exp.Command, ctx: Context, state: Any) -> Handled | None:
         handled = Handled()
         _set_item(exp.var(text[4:].strip()), ctx, state, handled)
         return handled
-    match = _ADDTYPE.match(text)
-    if match:
-        state.schema.aliases[match.group(1).lower()] = match.group(2).strip()
-        return Handled(skipped=f"sp_addtype: {match.group(1)} is {match.group(2).strip()}")
     if str(tree.this).upper() in {"EXEC", "EXECUTE"}:
-        raise TranslationError("EXEC calls a stored procedure; it has no target equivalent")
+        return _execute(text, state)
     return None
+
+
+def _execute(text: str, state: Any) -> Handled:
+    match = _ADDTYPE.match(text)
+    if match is None:
+        raise TranslationError("EXEC calls a stored procedure; it has no target equivalent")
+    state.schema.aliases[match.group(1).lower()] = match.group(2).strip()
+    return Handled(skipped=f"sp_addtype: {match.group(1)} is {match.group(2).strip()}")
 
 
 def _set_item(item: exp.Expression, ctx: Context, state: Any, handled: Handled) -> None:

@@ -32,7 +32,8 @@ def _text(node: exp.Expression, ctx: Context) -> exp.Expression:
     """``node`` as a string: drop sqlglot's own TEXT cast, cast numbers to VARCHAR."""
     if isinstance(node, exp.Cast) and node.to.this == exp.DType.TEXT and not node.meta.get("dm"):
         node = node.this
-    if is_string(ctx.type_of(node)) or isinstance(node, (exp.Literal, exp.National)):
+    if is_string(ctx.type_of(node)) or isinstance(node, exp.National) or (
+            isinstance(node, exp.Literal) and node.is_string):
         return node
     return exp.Cast(this=node, to=tsql_type("VARCHAR(8000)"))
 
