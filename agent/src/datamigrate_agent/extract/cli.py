@@ -151,7 +151,8 @@ def write_workspace(
     for table in doc.tables:
         table_rows = rows.get(table.qualified_name.lower())
         if table_rows is not None:
-            table.sample_data = write_sample_rows(workspace, table, table_rows, complete=complete)
+            whole = complete or len(table_rows) >= (table.row_count or 0)
+            table.sample_data = write_sample_rows(workspace, table, table_rows, complete=whole)
     path = workspace / file_name
     dump_metadata(doc, path)
     return path
