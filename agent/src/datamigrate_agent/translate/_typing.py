@@ -163,6 +163,11 @@ def _column(col: exp.Column, schema: Schema, d: int) -> exp.DataType | None:
                 if isinstance(item, exp.Alias) and item.alias.lower() == name:
                     return infer(item.this, schema, d)
         select = select.find_ancestor(exp.Select)
+    change = col.find_ancestor(exp.Update, exp.Delete)
+    if change is not None and isinstance(change.this, exp.Table) and not qualifier:
+        columns = schema.columns(change.this)
+        if columns and name in columns:
+            return columns[name]
     create = col.find_ancestor(exp.Create)
     if create is not None and isinstance(create.this, exp.Schema):
         for coldef in create.this.expressions:

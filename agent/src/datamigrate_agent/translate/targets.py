@@ -41,6 +41,11 @@ class Target:
     #: How ``LIKE '[a-z]%'`` character classes are matched: a full-match regex function.
     REGEX_FULL_MATCH: ClassVar[str] = "REGEXP_FULL_MATCH"
 
+    #: DATEPART names whose EXTRACT field is spelled differently on the target.
+    EXTRACT_FIELDS: ClassVar[dict[str, str]] = {"DAYOFYEAR": "DOY"}
+    #: EXTRACT returns NUMERIC (PostgreSQL 14+), so DATEPART results are cast to integers.
+    EXTRACT_IS_NUMERIC: ClassVar[bool] = False
+
     #: SQL Server type (upper case) -> target type; ``{n}``, ``{p}``, ``{s}`` are filled in.
     TYPE_MAPPING: ClassVar[dict[str, str]] = {
         "BIGINT": "BIGINT",
@@ -116,6 +121,7 @@ class Postgres(Target):
     """PostgreSQL 13 or later."""
 
     NAME = "postgres"
+    EXTRACT_IS_NUMERIC = True
     SUPPORTS_QUALIFY = False
     INT_DIVISION_TRUNCATES = True
     SUPPORTS_UUID = True
@@ -138,6 +144,7 @@ class Redshift(Postgres):
     """Amazon Redshift: PostgreSQL-like, no UUID, VARBYTE for binary data, QUALIFY exists."""
 
     NAME = "redshift"
+    EXTRACT_IS_NUMERIC = False
     SUPPORTS_QUALIFY = True
     SUPPORTS_UUID = False
     SUPPORTS_LATERAL = False
@@ -186,6 +193,7 @@ class BigQuery(Target):
     """Google BigQuery (NUMERIC holds at most 29 integer digits and 9 decimals)."""
 
     NAME = "bigquery"
+    EXTRACT_FIELDS = {"DAYOFYEAR": "DAYOFYEAR"}
     SUPPORTS_ILIKE = False
     SUPPORTS_LATERAL = False
     SUPPORTS_CONSTRAINTS = False

@@ -18,7 +18,8 @@ __all__ = ["int_divide", "transform"]
 def int_divide(left: exp.Expression, right: exp.Expression, ctx: Context) -> exp.Expression:
     """``left / right`` with T-SQL integer semantics on the target."""
     if ctx.target.INT_DIVISION_TRUNCATES:
-        return exp.Div(this=left, expression=right)
+        # typed=True tells sqlglot this is integer division, so it writes a plain ``/``.
+        return exp.Div(this=left, expression=right, typed=True, safe=False)
     return exp.IntDiv(this=left, expression=right)
 
 

@@ -17,10 +17,13 @@ local time without time zone; GETUTCDATE() is UTC.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 from sqlglot import exp
 
 from datamigrate_agent.translate._context import Context
 from datamigrate_agent.translate.errors import TranslationError
+from datamigrate_agent.translate.targets import Target
 from datamigrate_agent.translate.transforms._util import bottom_up, lit, num, tsql_type
 
 __all__ = ["transform"]
@@ -45,6 +48,10 @@ _PARTS = {
 _MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December"]
 _DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+#: The target of the transform call in progress (EXTRACT spellings and result type).
+_TARGET: ContextVar[Target] = ContextVar("target")
+#: Fields with a fractional part on some targets (floored by the callers).
+_FRACTIONAL = {"second", "millisecond", "microsecond"}
 #: A Sunday: day numbers counted from it give the day of the week on every target.
 _SUNDAY = "1899-12-31"
 
@@ -81,8 +88,12 @@ def _as_date(node: exp.Expression) -> exp.Expression:
 
 
 def _extract(part: str, node: exp.Expression) -> exp.Expression:
-    extract = exp.Extract(this=exp.var(part.upper()), expression=_cast(node, "DATETIME2"))
+    target = _TARGET.get()
+    field = target.EXTRACT_FIELDS.get(part.upper(), part.upper())
+    extract = exp.Extract(this=exp.var(field), expression=_cast(node, "DATETIME2"))
     extract.meta["dm"] = True
+    if target.EXTRACT_IS_NUMERIC and part not in _FRACTIONAL:
+        return exp.Cast(this=extract, to=tsql_type("INT"))
     return extract
 
 
@@ -101,8 +112,7 @@ def _dow(node: exp.Expression, ctx: Context) -> exp.Expression:
 
 
 def _diff_field(part: str, start: exp.Expression, end: exp.Expression) -> exp.Expression:
-    fine = part in {"second", "millisecond", "microsecond"}  # fractional on PostgreSQL
-    wrap = _floor if fine else (lambda node: node)
+    wrap = _floor if part in _FRACTIONAL else (lambda node: node)
     return exp.Sub(this=wrap(_extract(part, end)), expression=wrap(_extract(part, start)))
 
 
@@ -208,6 +218,14 @@ def datename(part: str, node: exp.Expression, ctx: Context) -> exp.Expression:
 
 def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """Rewrite DATEDIFF, DATEPART, DATENAME, YEAR/MONTH/DAY and GETDATE family calls."""
+    token = _TARGET.set(ctx.target)
+    try:
+        return _transform(tree, ctx)
+    finally:
+        _TARGET.reset(token)
+
+
+def _transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
     for node in bottom_up(tree, exp.DateDiff, exp.Extract, exp.TimeToStr, exp.CurrentTimestamp,
                           exp.Anonymous, exp.Year, exp.Month, exp.Day):
         new = _rewrite(node, ctx)
