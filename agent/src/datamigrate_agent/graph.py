@@ -36,8 +36,10 @@ def open_checkpointer(path: Path) -> SqliteSaver:
     return SqliteSaver(sqlite3.connect(str(path), check_same_thread=False))
 
 
-def build_graph(checkpointer: SqliteSaver | None = None) -> CompiledStateGraph:
-    """The compiled migrate graph."""
+def build_graph(
+    checkpointer: SqliteSaver | None = None, *, interrupt_before: list[str] | None = None
+) -> CompiledStateGraph:
+    """The compiled migrate graph (``interrupt_before`` stops ahead of those nodes)."""
     g = StateGraph(State, context_schema=Context, input_schema=InputState)
     g.add_node("assess", assess_objects)
     g.add_node("plan", plan_models)
@@ -54,4 +56,4 @@ def build_graph(checkpointer: SqliteSaver | None = None) -> CompiledStateGraph:
     g.add_conditional_edges("repair", route_after_repair, ["test", "evaluate"])
     g.add_edge("evaluate", "report")
     g.add_edge("report", END)
-    return g.compile(checkpointer=checkpointer)
+    return g.compile(checkpointer=checkpointer, interrupt_before=interrupt_before)

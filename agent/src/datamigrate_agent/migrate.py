@@ -82,7 +82,11 @@ def migrate(cfg: MigrateConfig, *, progress: Progress | None = None, chat: Any =
             if snapshot.values:
                 saver.delete_thread(cfg.thread_id)
             stream_input = {"config": cfg.to_state(), "fingerprint": fingerprint}
-        for update in graph.stream(stream_input, run_cfg, context=ctx, stream_mode="updates"):
+        # durability="sync": a node's checkpoint is on disk before the next node starts, so a
+        # pod killed at any moment resumes after the last node that finished.
+        updates = graph.stream(stream_input, run_cfg, context=ctx, stream_mode="updates",
+                               durability="sync")  # fmt: skip
+        for update in updates:
             for node in update:
                 log.info("Node finished", extra={"fields": {"node": node}})
     finally:

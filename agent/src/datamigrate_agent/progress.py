@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,6 +72,8 @@ class Progress:
     clock: Callable[[], float] = time.monotonic
     _last_patch: float = field(default=float("-inf"), repr=False)
     _pending: bool = field(default=False, repr=False)
+    _timer: threading.Timer | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def from_env(cls, step: str = "migrate") -> Progress:
@@ -101,28 +104,44 @@ class Progress:
         doc = self.document()
         log.info("Progress", extra={"fields": {"event": "progress", **doc}})
         self._pending = True
-        if self.clock() - self._last_patch >= MIN_PATCH_INTERVAL:
+        wait = MIN_PATCH_INTERVAL - (self.clock() - self._last_patch)
+        if wait <= 0:
             self.flush()
+        elif self.sink is not None and self._timer is None:
+            # Throttled: write the latest counts when the interval is over, even if no further
+            # event comes (a dbt build can run for a while without one).
+            self._timer = threading.Timer(wait, self._flush_later)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _flush_later(self) -> None:
+        self._timer = None
+        self.flush()
 
     def flush(self) -> None:
         """Write the latest counts now, if any are not written yet."""
-        if self.sink is None or not self._pending:
-            return
-        self._send({"progress.json": json.dumps(self.document())})
-        self._pending = False
+        with self._lock:
+            if self.sink is None or not self._pending:
+                return
+            self._pending = False
+            self._send({"progress.json": json.dumps(self.document())})
 
     def finish(self, summary: dict[str, Any]) -> None:
         """Write the final counts and ``summary.json``, ignoring the throttle."""
         log.info("Summary", extra={"fields": {"event": "summary", **summary}})
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.sink is None:
             return
-        self._send(
-            {
-                "progress.json": json.dumps(self.document()),
-                "summary.json": json.dumps(summary),
-            }
-        )
-        self._pending = False
+        with self._lock:
+            self._pending = False
+            self._send(
+                {
+                    "progress.json": json.dumps(self.document()),
+                    "summary.json": json.dumps(summary),
+                }
+            )
 
     def _send(self, data: dict[str, str]) -> None:
         assert self.sink is not None

@@ -1,0 +1,83 @@
+"""generate: the dbt project's files (casts, quoting, one declaration each, key tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from test_graph import run_until_test
+from test_graph_fixtures import write_tiny_workspace
+
+from datamigrate_agent.nodes._tsql import procedure_shape
+
+
+def _yml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def test_staging_model_selects_every_column_cast_and_quoted(tmp_path: Path) -> None:
+    write_tiny_workspace(tmp_path)
+    run_until_test(tmp_path)
+    sql = (tmp_path / "project/models/staging/tiny/stg_tiny__customers.sql").read_text()
+    assert 'cast("CustomerID" as VARCHAR) as "CustomerID"' in sql
+    assert 'cast("Order" as INTEGER) as "Order"' in sql
+    assert "{{ source('tiny', 'customers') }}" in sql
+
+
+def test_each_model_and_source_table_is_declared_once(tmp_path: Path) -> None:
+    write_tiny_workspace(tmp_path)
+    run_until_test(tmp_path)
+    models: list[str] = []
+    tables: list[str] = []
+    for path in (tmp_path / "project" / "models").rglob("*.yml"):
+        doc = _yml(path)
+        models += [m["name"] for m in doc.get("models", [])]
+        tables += [t["name"] for s in doc.get("sources", []) for t in s["tables"]]
+    assert sorted(models) == sorted(set(models))
+    assert sorted(tables) == ["customers", "order_details"]
+    ymls = sorted(p.name for p in (tmp_path / "project/models/staging/tiny").glob("*.yml"))
+    assert ymls == ["_tiny__models.yml", "_tiny__sources.yml"]
+    source = _yml(tmp_path / "project/models/staging/tiny/_tiny__sources.yml")["sources"][0]
+    assert {t["identifier"] for t in source["tables"]} == {"Customers", "Order Details"}
+
+
+def test_key_tests_cover_composite_primary_keys_and_foreign_keys(tmp_path: Path) -> None:
+    write_tiny_workspace(tmp_path)
+    run_until_test(tmp_path)
+    doc = _yml(tmp_path / "project/models/staging/tiny/_tiny__models.yml")
+    details = next(m for m in doc["models"] if m["name"] == "stg_tiny__order_details")
+    combo = details["data_tests"][0]["datamigrate_unique_combination"]["arguments"]
+    assert combo["columns"] == ['"OrderID"', '"CustomerID"']
+    customer_id = next(c for c in details["columns"] if c["name"] == "CustomerID")
+    rel = customer_id["data_tests"][0]["relationships"]["arguments"]
+    assert rel == {"to": "ref('stg_tiny__customers')", "field": '"CustomerID"'}
+    macros = (tmp_path / "project/macros/datamigrate_tests.sql").read_text()
+    assert "{% test datamigrate_unique_combination(model, columns) %}" in macros
+
+
+def test_a_comment_with_instructions_does_not_change_generated_sql(tmp_path: Path) -> None:
+    clean, injected = tmp_path / "clean", tmp_path / "injected"
+    write_tiny_workspace(clean, injection=False)
+    write_tiny_workspace(injected, injection=True)
+    a, _ = run_until_test(clean)
+    b, _ = run_until_test(injected)
+    assert a["sql"] == b["sql"]
+    for sql in b["sql"].values():
+        assert "DROP" not in sql.upper() and "ignore previous" not in sql.lower()
+
+
+def test_procedure_shapes_name_the_construct_that_blocks_conversion() -> None:
+    cases = {
+        "create proc p as set rowcount 10 select a from t": "SET ROWCOUNT",
+        "create proc p as select a from t; select b from u": "2 result sets",
+        "create proc p as update t set a = 1": "modifies data (UPDATE)",
+        "create proc p as select a into #t from u select * from #t": "temporary tables",
+        "create proc p @x int as select a from t where b = @x": "takes parameters (@x)",
+        "create proc p as if 1 = 1 select 1": "control flow (IF)",
+    }
+    for text, reason in cases.items():
+        shape = procedure_shape(text, ["@x"] if "@x int" in text else [])
+        assert shape.select is None, text
+        assert any(reason in r for r in shape.reasons), (text, shape.reasons)
+    ok = procedure_shape("create proc p as begin set nocount on; select a from t end", [])
+    assert ok.select == "select a from t"
