@@ -163,10 +163,13 @@ ports).
 {{- end }}
 
 {{/*
-datamigrate-operator.workPodSelector: the labels the operator puts on every step pod it
-creates; the work pods' NetworkPolicy selects on them.
+datamigrate-operator.workPodSelector: selects the step pods by the labels the operator puts on
+them (src/job.rs: managed-by datamigrate-operator, and a datamigrate.ai/step label).
 */}}
 {{- define "datamigrate-operator.workPodSelector" -}}
-app.kubernetes.io/managed-by: datamigrate-operator
-app.kubernetes.io/component: migration-step
+matchLabels:
+  app.kubernetes.io/managed-by: datamigrate-operator
+matchExpressions:
+  - key: datamigrate.ai/step
+    operator: Exists
 {{- end }}

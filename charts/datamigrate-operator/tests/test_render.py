@@ -114,10 +114,16 @@ def test_should_mount_work_pod_defaults_and_pass_the_flag():
     defaults = yaml.safe_load(cm["data"]["work-pod-defaults.yaml"])
     assert defaults["image"] == "ghcr.io/datamigrate-ai/datamigrate-agent:0.1.0"
     assert defaults["backoffLimit"] == 2
-    assert defaults["containerSecurityContext"]["readOnlyRootFilesystem"] is True
-    assert defaults["containerSecurityContext"]["capabilities"]["drop"] == ["ALL"]
-    assert defaults["securityContext"]["runAsNonRoot"] is True
-    assert defaults["resources"]["limits"]["memory"] == "4Gi"
+    assert set(defaults) == {"image", "imagePullPolicy", "ttlSecondsAfterFinished",
+                             "backoffLimit", "template"}
+    assert "metadata" not in defaults["template"]
+    pod = defaults["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    step = pod["containers"][0]
+    assert step["name"] == "step"
+    assert step["securityContext"]["readOnlyRootFilesystem"] is True
+    assert step["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert step["resources"]["limits"]["memory"] == "4Gi"
     assert defaults["ttlSecondsAfterFinished"] == 86400
 
 
@@ -131,11 +137,14 @@ def test_should_render_work_pod_scheduling_defaults():
     }})
     cm = one(docs, "ConfigMap", f"{FULL}-work-pod-defaults")
     defaults = yaml.safe_load(cm["data"]["work-pod-defaults.yaml"])
-    assert defaults["tolerations"][0]["key"] == "batch"
-    assert defaults["nodeSelector"] == {"workload": "batch"}
-    assert defaults["imagePullSecrets"] == [{"name": "regcred"}]
-    assert defaults["env"] == [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}]
-    assert defaults["labels"] == {"cost-center": "data"}
+    spec = defaults["template"]["spec"]
+    assert spec["tolerations"][0]["key"] == "batch"
+    assert spec["nodeSelector"] == {"workload": "batch"}
+    assert spec["imagePullSecrets"] == [{"name": "regcred"}]
+    step = spec["containers"][0]
+    assert step["name"] == "step"
+    assert step["env"] == [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}]
+    assert defaults["template"]["metadata"]["labels"] == {"cost-center": "data"}
 
 
 def test_should_roll_the_controller_when_work_pod_defaults_change():
@@ -296,7 +305,9 @@ def test_should_limit_work_pod_egress_to_the_listed_destinations():
         assert cidrs == {("10.0.0.1/32", 6443), ("10.20.0.15/32", 1433),
                          ("10.30.0.0/24", 5432), ("0.0.0.0/0", 443),
                          ("192.0.2.10/32", 22), ("192.0.2.10/32", 443)}
-        assert pol["spec"]["podSelector"]["matchLabels"]
+        assert pol["spec"]["podSelector"] == {
+            "matchLabels": {"app.kubernetes.io/managed-by": "datamigrate-operator"},
+            "matchExpressions": [{"key": "datamigrate.ai/step", "operator": "Exists"}]}
     default_ns = render(NETPOL_VALUES)
     assert one(default_ns, "NetworkPolicy", f"{FULL}-work-pods")["metadata"]["namespace"] == \
         NAMESPACE
