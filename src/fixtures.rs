@@ -123,3 +123,17 @@ pub fn finished_job(name: &str, condition: &str, reason: &str) -> Job {
         },
     )
 }
+
+/// A time `seconds` after the epoch.
+pub fn at(seconds: i64) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    let ts = k8s_openapi::jiff::Timestamp::from_second(seconds).expect("valid timestamp");
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts)
+}
+
+/// `job` labelled as attempt `attempt` of `step`.
+pub fn step_job(mut job: Job, step: crate::steps::Step, attempt: i32) -> Job {
+    let labels = job.metadata.labels.get_or_insert_default();
+    labels.insert(crate::job::LABEL_STEP.into(), step.as_str().into());
+    labels.insert(crate::job::LABEL_ATTEMPT.into(), attempt.to_string());
+    job
+}

@@ -2,8 +2,6 @@
 
 /// The `Migration` custom resource (spec and status types).
 pub mod crd;
-/// Conditions, phases, progress folding and the desired status.
-// pub mod status;
 /// The controller: `Context`, `run`, `reconcile`, `error_policy`.
 // pub mod controller;
 /// Prometheus metrics.
@@ -21,6 +19,10 @@ mod fixtures;
 pub mod job;
 /// Pure builders of the other objects a Migration owns (PVC, ConfigMap, RBAC).
 pub mod owned;
+/// What the run does next, from the observed Jobs.
+pub mod plan;
+/// Conditions, phases, progress folding and the desired status.
+pub mod status;
 /// Each step's container, shared by the Job builder and the local runner.
 pub mod steps;
 
