@@ -295,7 +295,8 @@ class View(_Model):
     schema_: str = Field(alias="schema")
     name: str
     definition: str
-    #: Output columns when known (always for a live source; for a script only if resolvable).
+    #: Output columns with types from a live source's catalogue; null for a script (its view
+    #: columns are not declared; derive them from ``definition`` and the tables if needed).
     columns: list[Column] | None = None
     #: Objects the view reads, as ``schema.name``.
     dependencies: list[str] = []

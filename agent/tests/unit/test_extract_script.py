@@ -307,6 +307,9 @@ def shop() -> ScriptResult:
 def test_bad_statements_are_reported_and_the_rest_is_read(shop: ScriptResult) -> None:
     problems = shop.document.problems
     assert [(p.batch, p.line) for p in problems] == [(28, 106), (29, 108), (30, 110), (31, 112)]
+    assert [p.object for p in problems] == [
+        "sales.Broken", "sales.Nowhere", "sales.Order", "sales.Order",
+    ]  # fmt: skip
     assert "missing_column" in problems[0].error
     assert problems[0].excerpt.startswith("CREATE TABLE sales.Broken")
     assert "sales.Nowhere is not defined" in problems[1].error

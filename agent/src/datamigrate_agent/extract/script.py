@@ -189,14 +189,17 @@ class _ScriptReader:
         if handler is None:
             self.stats["skipped"] += 1
             return
-        first = cur.tokens[cur.i]
+        first_index = cur.i
+        first = cur.tokens[first_index]
         try:
             handler(cur)
             self.stats["read"] += 1
         except (StatementError, ValueError, ArithmeticError) as e:
             where = cur.tokens[cur.i - 1].start if cur.i > 0 else None
             offset = getattr(e, "offset", None) or where
-            self._problem(first.start, cur.tokens[cur.end - 1].end, str(e), offset, handler)
+            obj = _object_named(cur.sub(first_index, cur.end), self.ctx.default_schema)
+            end = cur.tokens[cur.end - 1].end
+            self._problem(first.start, end, str(e), offset, handler, obj)
 
     def _handler(self, cur: Cursor) -> Callable[[Cursor], None] | None:
         first = cur.peek()
@@ -250,6 +253,7 @@ class _ScriptReader:
         error: str,
         offset: int | None,
         handler: Callable[[Cursor], None] | None = None,
+        obj: str | None = None,
     ) -> None:
         batch = self._batch
         excerpt = " ".join(self.text[start : min(end, start + EXCERPT_CHARS * 2)].split())
@@ -260,6 +264,7 @@ class _ScriptReader:
             line=self.lines.line(start),
             excerpt=excerpt[:EXCERPT_CHARS],
             error=error,
+            object=obj,
         )
         self.problems.append(problem)
         self.stats["problems"] += 1
@@ -482,6 +487,28 @@ class _ScriptReader:
             unique_keys=b.unique_keys, foreign_keys=b.foreign_keys, check_constraints=b.checks,
             indexes=b.indexes, row_count=row_count, description=self.descriptions.get(path),
         )  # fmt: skip
+
+
+def _object_named(cur: Cursor, default_schema: str) -> str | None:
+    """``schema.name`` of the object a statement creates, alters or inserts into, if legible."""
+    try:
+        if cur.accept_word("INSERT"):
+            cur.accept_word("INTO")
+        else:
+            cur.next()  # CREATE or ALTER
+            if cur.accept_word("OR"):
+                cur.next()
+            cur.accept_word("UNIQUE")
+            cur.accept_word("CLUSTERED", "NONCLUSTERED")
+            if cur.accept_word("INDEX"):
+                cur.ident()
+                cur.expect_word("ON")
+            else:
+                cur.next()  # TABLE, VIEW, PROCEDURE, ...
+        schema, name = _ddl.split_name(cur.name(), default_schema)
+    except StatementError:
+        return None
+    return f"{schema}.{name}"
 
 
 def _padded(rows: list[list[Any]], width: int) -> list[list[Any]]:
