@@ -102,6 +102,8 @@ class State(InputState, total=False):
     """Object key to its outcome so far."""
     build: dict[str, Any]
     """The last dbt run: per model status and message, failing tests, timings (test)."""
+    repaired: list[str]
+    """Keys of the models the last repair round changed (they need another build)."""
     llm_budget: dict[str, int]
     """What the LLM may still spend: ``calls`` and ``tokens``."""
     loaded: bool

@@ -1,4 +1,4 @@
-"""publish: a git branch (file:// and local path remotes, credentials via GIT_ASKPASS) or a volume."""
+"""publish: a git branch (file:// or local path remotes, GIT_ASKPASS credentials) or a volume."""
 
 from __future__ import annotations
 

@@ -132,6 +132,7 @@ def repair_models(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "sql": dict(state.get("sql", {})), "safe": set(state.get("safe_casts", [])),
         "budget": budget,
     }  # fmt: skip
+    repaired: list[str] = []
     for model in failing_models(build):
         key = by_model.get(model)
         if key is None or work["outcomes"].get(key, {}).get("status") == "flagged":
@@ -146,6 +147,7 @@ def repair_models(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         if done:
             out["fixes"] = [*out.get("fixes", []), done]
             out["status"] = "generated"
+            repaired.append(key)
         else:
             out.update(status="flagged", reason=why)
         log.info("Repaired model", extra={"fields": {"node": "repair", "object": key,
@@ -153,11 +155,16 @@ def repair_models(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     _cascade(state, work["outcomes"])
     update: dict[str, Any] = {"outcomes": work["outcomes"], "sql": work["sql"],
                               "safe_casts": sorted(work["safe"]),
-                              "llm_budget": {"calls": budget.calls, "tokens": budget.tokens}}
+                              "llm_budget": {"calls": budget.calls, "tokens": budget.tokens},
+                              "repaired": repaired}  # fmt: skip
     write_project(project_inputs({**state, **update}, ctx))  # type: ignore[typeddict-item]
     return update
 
 
 def route_after_repair(state: State) -> Literal["test", "evaluate"]:
-    """Build again after any change; the attempt counters bound the loop."""
-    return "test" if failing_models(state.get("build", {})) else "evaluate"
+    """Build again when a model was changed; the attempt counters bound the loop.
+
+    When this round only flagged models (written disabled, with everything that reads them),
+    the last build's results for every other model still hold: no rebuild is needed.
+    """
+    return "test" if state.get("repaired") else "evaluate"
