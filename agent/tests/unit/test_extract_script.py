@@ -494,3 +494,25 @@ def test_type_spellings_normalise_to_system_types() -> None:
         ("timestamp", None, None, None),
         ("time", None, None, 7),
     ]
+
+
+def test_data_script_value_forms_of_other_tools_are_read() -> None:
+    script = (
+        "CREATE TABLE t (a datetime, b smalldatetime, c nvarchar(50), d xml(CONTENT dbo.sc))\n"
+        "GO\n"
+        "INSERT t VALUES (CAST(0x00009CEF00A25634 AS DateTime), CAST(0x9CEF0258 AS SmallDateTime),"
+        " N'line1' + CHAR(13) + CHAR(10) + N'line2', NULL)\n"
+        "INSERT t VALUES (NULL, NULL, N'a' + NULL, N'<x/>')\n"
+        "GO\n"
+        "CREATE VIEW v AS SELECT 1 AS x\n"
+        "GO\n"
+        "EXEC sp_addextendedproperty N'MS_Description', N'A view',"
+        " N'SCHEMA', N'dbo', N'VIEW', N'v'\n"
+    )
+    result = read_script_text(script, "t.sql")
+    assert result.document.problems == []
+    assert result.rows["dbo.t"] == [
+        ["2009-12-30T09:51:03", "2009-12-30T10:00:00", "line1\r\nline2", None],
+        [None, None, None, "<x/>"],  # NULL + string is NULL (CONCAT_NULL_YIELDS_NULL)
+    ]
+    assert result.document.views[0].description == "A view"

@@ -82,6 +82,8 @@ class TypeShape:
 def type_shape(name: str, args: list[str]) -> TypeShape:
     """Normalise a system type and its ``(args)`` (as written) to the metadata conventions."""
     data_type = name.lower()
+    if data_type == "xml":
+        return TypeShape("xml")  # xml(CONTENT schema_collection): the collection is not a shape
     nums = [int(a) for a in args if a.upper() != "MAX"]
     is_max = any(a.upper() == "MAX" for a in args)
     if data_type == "sysname":

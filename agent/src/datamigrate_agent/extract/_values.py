@@ -46,13 +46,28 @@ NULL = Raw("null")
 
 
 def parse_expression(cur: Cursor) -> Raw:
-    """Evaluate one literal expression at the cursor (consumes exactly it)."""
+    """Evaluate one literal expression at the cursor (consumes exactly it).
+
+    Besides single literals, string concatenation with ``+`` is evaluated (data scripts write
+    line breaks as ``N'a' + CHAR(13) + CHAR(10) + N'b'``); NULL in it yields NULL.
+    """
+    value = _primary(cur)
+    while (tok := cur.peek()) is not None and tok.is_op("+") and value.kind in ("str", "null"):
+        cur.next()
+        right = _primary(cur)
+        if right.kind not in ("str", "null"):
+            raise cur.error("+ between a string and a non-string")
+        value = NULL if NULL in (value, right) else Raw("str", value.text + right.text)
+    return value
+
+
+def _primary(cur: Cursor) -> Raw:
     tok = cur.peek()
     if tok is None:
         raise cur.error("expected a value")
     if tok.is_op("-") or tok.is_op("+"):
         cur.next()
-        inner = parse_expression(cur)
+        inner = _primary(cur)
         if inner.kind != "num":
             raise cur.error("unary sign before a non-number")
         negative = tok.value == "-" and not inner.text.startswith("-")
@@ -101,6 +116,11 @@ def _word_expression(cur: Cursor, word: str) -> Raw:
         inner.expect_word("AS")
         inner.skip_rest()
         return value
+    if word in ("CHAR", "NCHAR"):
+        code = parse_expression(inner)
+        if code.kind != "num" or not inner.at_end():
+            raise inner.error(f"{word}() of a non-number")
+        return Raw("str", chr(int(decimal.Decimal(code.text))))
     if word in _CONVERT_FUNCTIONS:
         items = cur.split_commas(start, end)
         if len(items) < 2:
@@ -146,6 +166,8 @@ def convert_value(raw: Raw, col: Column, ctx: ValueContext, row_index: int) -> A
             return _to_hex(raw)
         if dtype == "uniqueidentifier":
             return str(uuid.UUID(_text_only(raw).strip()))
+        if raw.kind == "hex" and dtype in ("datetime", "smalldatetime"):
+            return _binary_datetime(raw.text, dtype)
         if dtype in _DATETIME_TYPES or dtype in ("date", "time"):
             return parse_datetime(_text_only(raw), dtype, ctx.dateformat)
     except (ValueError, decimal.InvalidOperation) as e:
@@ -161,6 +183,24 @@ def _clock(dtype: str, now: datetime) -> Any:
     if dtype in _DATETIME_TYPES:
         return now.isoformat()
     return now.isoformat(sep=" ")
+
+
+def _binary_datetime(hexdigits: str, dtype: str) -> str:
+    """SQL Server's stored form, which SSMS 2008 scripts as ``CAST(0x... AS DateTime)``.
+
+    datetime: 4 bytes of days since 1900-01-01 and 4 of 1/300 s ticks since midnight;
+    smalldatetime: 2 bytes of days and 2 of minutes. Both big-endian, days signed.
+    """
+    data = bytes.fromhex(_even(hexdigits))
+    half = 4 if dtype == "datetime" else 2
+    if len(data) != 2 * half:
+        raise ValueError(f"{len(data)} bytes are not a {dtype}")
+    days = int.from_bytes(data[:half], "big", signed=dtype == "datetime")
+    units = int.from_bytes(data[half:], "big")
+    offset = (
+        timedelta(milliseconds=round(units * 10 / 3)) if half == 4 else timedelta(minutes=units)
+    )
+    return (datetime(1900, 1, 1) + timedelta(days=days) + offset).isoformat()
 
 
 def _text_only(raw: Raw) -> str:

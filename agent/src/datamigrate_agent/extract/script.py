@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from datamigrate_agent.errors import PermanentError
 from datamigrate_agent.extract import _ddl, _modules
@@ -136,6 +136,9 @@ def read_script_text(
         rows = {k: v for k, v in rows.items() if k in kept}
     reader.stats["millis"] = int((time.perf_counter() - started) * 1000)
     return ScriptResult(doc, rows, reader.stats, reader.failed_tables)
+
+
+_Module = TypeVar("_Module", View, Routine)
 
 
 @dataclass
@@ -467,14 +470,22 @@ class _ScriptReader:
             source=source,
             schemas=sorted(self.schemas) or ["dbo"],
             tables=tables,
-            views=list(self.views.values()),
-            procedures=list(self.procedures.values()),
-            functions=list(self.functions.values()),
+            views=self._described(self.views),
+            procedures=self._described(self.procedures),
+            functions=self._described(self.functions),
             triggers=self.triggers,
             user_types=list(self.ctx.user_types.values()),
             problems=self.problems,
         )
         return doc, rows
+
+    def _described(self, objects: dict[str, _Module]) -> list[_Module]:
+        """The objects, each with its MS_Description when the script set one."""
+        out = []
+        for obj in objects.values():
+            text = self.descriptions.get((obj.schema_.lower(), obj.name.lower(), ""))
+            out.append(obj.model_copy(update={"description": text}) if text else obj)
+        return out
 
     def _table(self, b: _ddl.TableBuilder, row_count: int) -> Table:
         path = (b.schema.lower(), b.name.lower(), "")
