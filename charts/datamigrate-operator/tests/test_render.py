@@ -83,7 +83,7 @@ def test_should_probe_healthz_and_readyz_on_the_metrics_port():
 def test_should_elect_a_leader_only_with_several_replicas_or_when_asked():
     one_replica = render()
     c = controller(one_replica)
-    assert c["args"][0] == "controller"
+    assert c["command"] == ["datamigrate"] and c["args"][0] == "controller"
     assert "--leader-elect" not in c["args"]
     assert one(one_replica, "Deployment")["spec"]["strategy"]["type"] == "Recreate"
     two = render({"replicaCount": 2})
