@@ -13,8 +13,8 @@ import sqlglot
 from sqlglot import exp
 
 from datamigrate_agent.extract._cursor import Cursor, StatementError
-from datamigrate_agent.extract._ddl import parse_type, resolve_type, split_name
 from datamigrate_agent.extract._tokens import Token
+from datamigrate_agent.extract._types import parse_type, resolve_type, split_name
 from datamigrate_agent.metadata import Parameter, Routine, Trigger, UserType, View
 
 __all__ = ["parse_function", "parse_procedure", "parse_trigger", "parse_view"]
