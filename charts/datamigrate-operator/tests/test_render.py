@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import yaml
 from conftest import CHART, NAMESPACE, ROOT, kinds, one, render, render_fails, render_text
@@ -406,3 +407,20 @@ def test_should_keep_the_chart_readme_and_crd_generated():
                 "agent.ttlSecondsAfterFinished"):
         assert f"`{key}`" in text, key
     assert "{{" not in render_text().split("kind: CustomResourceDefinition")[1][:200]
+
+
+def test_should_use_every_value_in_some_template():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    text = "\n".join(p.read_text() for p in (CHART / "templates").iterdir())
+    free_form = {"resources", "podSecurityContext", "securityContext", "nodeSelector",
+                 "namespaceSelector", "podSelector"}
+
+    def leaves(tree: dict, prefix: str = ""):
+        for key, sub in tree.items():
+            if isinstance(sub, dict) and sub and key not in free_form:
+                yield from leaves(sub, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}"
+
+    unused = [p for p in leaves(values) if not re.search(rf"\b{p.rsplit('.', 1)[-1]}\b", text)]
+    assert unused == [], f"values no template reads: {unused}"
