@@ -81,7 +81,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
@@ -118,7 +118,7 @@ __all__ = [
 ]
 
 #: The only document version this code reads and writes.
-METADATA_VERSION = "datamigrate.ai/metadata/v1"
+METADATA_VERSION: Final = "datamigrate.ai/metadata/v1"
 
 #: Types whose ``maxLength`` counts characters (``-1`` means ``(max)``).
 CHARACTER_TYPES = frozenset({"char", "varchar", "nchar", "nvarchar"})
@@ -279,7 +279,7 @@ class Table(_Model):
             raise ValueError(f"duplicate column names in {self.qualified_name}")
         if [c.ordinal for c in self.columns] != list(range(1, len(self.columns) + 1)):
             raise ValueError(f"column ordinals of {self.qualified_name} are not 1..n in order")
-        keys = [self.primary_key] if self.primary_key else []
+        keys: list[KeyConstraint | ForeignKey] = [self.primary_key] if self.primary_key else []
         for key in [*keys, *self.unique_keys, *self.foreign_keys]:
             missing = [c for c in key.columns if c.lower() not in names]
             if missing:
@@ -404,7 +404,8 @@ class MetadataDocument(_Model):
     @model_validator(mode="after")
     def _unique_objects(self) -> MetadataDocument:
         seen: set[str] = set()
-        for obj in [*self.tables, *self.views, *self.procedures, *self.functions]:
+        objects: list[Table | View | Routine] = [*self.tables, *self.views]
+        for obj in [*objects, *self.procedures, *self.functions]:
             key = obj.qualified_name.lower()
             if key in seen:
                 raise ValueError(f"object {obj.qualified_name} appears twice")

@@ -9,6 +9,8 @@ EXEC in the tokens.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import sqlglot
 from sqlglot import exp
 
@@ -194,6 +196,7 @@ def parse_function(cur: Cursor, default_schema: str, types: dict[str, UserType])
     params = _parameters(cur, p_start, p_end, types)
     cur.expect_word("RETURNS")
     returns: str | None = None
+    kind: Literal["scalar", "table", "inline"]
     if cur.accept_word("TABLE"):
         kind = "inline"
     elif (tok := cur.peek()) is not None and tok.kind == "var":

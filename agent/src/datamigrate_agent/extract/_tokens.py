@@ -133,7 +133,7 @@ def tokenize_batches(text: str) -> list[Batch]:
             error = error or f"unterminated {_unterminated(text[pos])} at offset {pos}"
             pos = _next_line(text, pos)
             continue
-        kind = m.lastgroup
+        kind = m.lastgroup or "op"
         end = m.end()
         if kind == "go":
             batches.append(Batch(len(batches), batch_start, m.start(), tokens, error))

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from datamigrate_agent.errors import PermanentError, RetryableError
@@ -102,7 +102,11 @@ class Query:
 #: Runs a query and returns its rows as dicts keyed by column name.
 Runner = Callable[[Query], list[dict[str, Any]]]
 
-_FUNCTION_KINDS = {"FN": "scalar", "IF": "inline", "TF": "table"}
+_FUNCTION_KINDS: dict[str, Literal["scalar", "table", "inline"]] = {
+    "FN": "scalar",
+    "IF": "inline",
+    "TF": "table",
+}
 _UNICODE_TYPES = frozenset({"nchar", "nvarchar"})
 _NO_LENGTH_TYPES = frozenset({"text", "ntext", "image"})
 
@@ -122,12 +126,11 @@ def _shape(row: dict[str, Any]) -> dict[str, Any]:
     user_type = row["type_name"] if user_defined else None
     if row["type_name"].lower() == "sysname":
         data_type = "nvarchar"
-    length: int | None = int(row["max_length"])
+    length: int | None = None
     if data_type in CHARACTER_TYPES or data_type in ("binary", "varbinary"):
+        length = int(row["max_length"])
         if data_type in _UNICODE_TYPES and length != -1:
-            length = length // 2  # sys.columns counts bytes; nchar/nvarchar use two per char
-    else:
-        length = None
+            length //= 2  # sys.columns counts bytes; nchar/nvarchar use two per char
     precision: int | None = None
     scale: int | None = None
     if data_type in ("decimal", "numeric"):
@@ -261,7 +264,7 @@ def _grouped_index(rows: list[dict[str, Any]]) -> list[Index]:
 
 
 def _tables(cat: _Catalogue) -> tuple[list[Table], dict[int, Table]]:
-    parts = {
+    parts: dict[str, Any] = {
         "columns": cat.by_object("columns"),
         "identity": cat.by_column("identity_columns"),
         "computed": cat.by_column("computed_columns"),
@@ -298,7 +301,7 @@ def _tables(cat: _Catalogue) -> tuple[list[Table], dict[int, Table]]:
 
 
 def _parameters(rows: list[dict[str, Any]]) -> tuple[list[Parameter], str | None]:
-    params = []
+    params: list[Parameter] = []
     returns = None
     for row in rows:
         shape = _shape(row)
@@ -315,7 +318,7 @@ def _parameters(rows: list[dict[str, Any]]) -> tuple[list[Parameter], str | None
 
 
 def _type_text(shape: dict[str, Any]) -> str:
-    dtype = shape["data_type"]
+    dtype = str(shape["data_type"])
     if shape["max_length"] is not None:
         return f"{dtype}({'max' if shape['max_length'] == -1 else shape['max_length']})"
     if dtype in ("decimal", "numeric"):
@@ -412,7 +415,9 @@ def read_catalogue(
         ),
         schemas=sorted({t.schema_ for t in tables} | {v.schema_ for v in modules["views"]}
                        | {r.schema_ for r in modules["procedures"] + modules["functions"]}),
-        tables=tables, user_types=_user_types(cat), problems=problems, **modules,
+        tables=tables, user_types=_user_types(cat), problems=problems,
+        views=modules["views"], procedures=modules["procedures"],
+        functions=modules["functions"], triggers=modules["triggers"],
     )  # fmt: skip
     return filter_document(doc, selection or Selection())
 
