@@ -516,3 +516,28 @@ def test_data_script_value_forms_of_other_tools_are_read() -> None:
         [None, None, None, "<x/>"],  # NULL + string is NULL (CONCAT_NULL_YIELDS_NULL)
     ]
     assert result.document.views[0].description == "A view"
+
+
+def test_ssms_existence_checks_with_sp_executesql_are_read_inside() -> None:
+    script = (
+        "CREATE TABLE dbo.t (a int, b int, INDEX ix_b NONCLUSTERED (b))\n"
+        "GO\n"
+        "IF NOT EXISTS (SELECT * FROM sys.views WHERE object_id = OBJECT_ID(N'[dbo].[v]'))\n"
+        "EXEC dbo.sp_executesql @statement = N'CREATE VIEW [dbo].[v] AS "
+        "SELECT a FROM dbo.t WHERE b = ''x'''\n"
+        "GO\n"
+        "EXEC sp_executesql N'INSERT dbo.t VALUES (1, 2)'\n"
+        "GO\n"
+        "CREATE NONCLUSTERED COLUMNSTORE INDEX ccx ON dbo.t (a, b)\n"
+        "GO\n"
+        "EXEC sp_executesql N'INSERT dbo.nope VALUES (1)'\n"
+    )
+    result = read_script_text(script, "t.sql")
+    doc = result.document
+    assert doc.views[0].definition == "CREATE VIEW [dbo].[v] AS SELECT a FROM dbo.t WHERE b = 'x'"
+    assert doc.views[0].dependencies == ["dbo.t"]
+    assert result.rows["dbo.t"] == [[1, 2]]
+    assert [i.name for i in doc.tables[0].indexes] == ["ix_b"]  # the columnstore is no key
+    assert [(p.line, p.error) for p in doc.problems] == [
+        (11, "table dbo.nope is not defined in the script")
+    ]

@@ -302,6 +302,9 @@ class _ScriptReader:
         cur.expect_word("CREATE")
         unique = cur.accept_word("UNIQUE") is not None
         clustered = cur.accept_word("CLUSTERED", "NONCLUSTERED") == "CLUSTERED"
+        if cur.accept_word("COLUMNSTORE"):
+            cur.skip_rest()  # a storage format, not a key: nothing for the metadata
+            return
         _ddl.parse_create_index(cur, self.ctx, unique, clustered)
 
     def _create_type(self, cur: Cursor) -> None:
@@ -344,13 +347,28 @@ class _ScriptReader:
             cur.next()
             cur.expect_op("=")  # EXEC @rc = proc
         proc = cur.name()[-1].lower()
-        if proc not in ("sp_addtype", "sp_addextendedproperty"):
+        if proc not in ("sp_addtype", "sp_addextendedproperty", "sp_executesql"):
             return
         args = _exec_arguments(cur)
         if proc == "sp_addtype":
             self._addtype(args)
-        else:
+        elif proc == "sp_addextendedproperty":
             self._extended_property(args)
+        else:
+            self._dynamic(args.get("statement") or args.get("0") or "")
+
+    def _dynamic(self, text: str) -> None:
+        """``EXEC sp_executesql N'CREATE VIEW ...'``, which SSMS writes for "if not exists".
+
+        The statements inside are read like the script's own; a failure inside is reported at
+        the EXEC statement.
+        """
+        for batch in tokenize_batches(text):
+            for start, end in split_statements(batch.tokens):
+                inner = Cursor(batch.tokens, start, end, text)
+                handler = self._handler(inner)
+                if handler is not None:
+                    handler(inner)
 
     def _addtype(self, args: dict[str, str]) -> None:
         name, phys = args.get("typename") or args.get("0"), args.get("phystype") or args.get("1")
