@@ -11,7 +11,15 @@ from datamigrate_agent.translate._schema import Schema
 from datamigrate_agent.translate._typing import infer
 from datamigrate_agent.translate.targets import Target
 
-__all__ = ["Context", "Options", "ResolveTable"]
+__all__ = ["Context", "Options", "ResolveTable", "SkipStatement"]
+
+
+class SkipStatement(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by a transform when the statement has no meaning on the target (with why)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 #: ``resolve_table(schema, name)`` -> replacement text (for example dbt jinja) or None.
 ResolveTable = Callable[[str, str], "str | None"]
@@ -50,6 +58,10 @@ class Context:
     #: extra statements to emit before / after the translated one (sequences, schemas).
     before: list[str] = field(default_factory=list)
     after: list[str] = field(default_factory=list)
+    #: statements to run once the whole script has run (foreign keys after the data);
+    #: only collected when translating a script.
+    deferred: list[exp.Expression] = field(default_factory=list)
+    script: bool = False
     #: ``SET ROWCOUNT`` in force (0 = none): later SELECTs return at most this many rows.
     rowcount: int = 0
 

@@ -1,4 +1,6 @@
-"""Text clean-up for what SSMS scripts and sqlglot's T-SQL parser does not read.
+"""Text clean-up for what SSMS scripts hold and sqlglot's T-SQL parser does not read.
+
+Money literals (``$19.99``) are read as ``CAST(19.99 AS MONEY)``.
 
 Only storage and index options with no meaning outside SQL Server are removed: ``CLUSTERED``,
 ``NONCLUSTERED``, ``ROWGUIDCOL``, ``ON [PRIMARY]``, ``TEXTIMAGE_ON``, index ``WITH (...)``
@@ -30,21 +32,27 @@ _OPAQUE = re.compile(r"N?'(?:[^']|'')*'|\[[^\]]*\]|\"[^\"]*\"|--[^\n]*|/\*.*?\*/
 
 
 def clean(sql: str) -> str:
-    """Remove SQL Server storage options from CREATE/ALTER TABLE and CREATE INDEX text."""
-    if not _DDL.match(sql):
-        return sql
-    # Filegroup names are bracketed identifiers, so they go before the opaque-token scan.
-    sql = _FILEGROUP.sub("", sql)
+    """Remove SQL Server storage options from DDL; read ``$12.50`` money literals as numbers."""
+    ddl = bool(_DDL.match(sql))
+    if ddl:
+        # Filegroup names are bracketed identifiers, so they go before the opaque-token scan.
+        sql = _FILEGROUP.sub("", sql)
     out, last = [], 0
     for match in _OPAQUE.finditer(sql):
-        out.append(_strip(sql[last : match.start()]))
+        out.append(_strip(sql[last : match.start()], ddl))
         out.append(match.group(0))
         last = match.end()
-    out.append(_strip(sql[last:]))
+    out.append(_strip(sql[last:], ddl))
     return "".join(out)
 
 
-def _strip(code: str) -> str:
-    for pattern, replacement in _PATTERNS:
-        code = pattern.sub(replacement, code)
+#: A money literal (``$19.99``): T-SQL's currency prefix on a number constant.
+_MONEY = re.compile(r"(?<![\w@$])\$\s*(-?\d+(?:\.\d+)?)\b")
+
+
+def _strip(code: str, ddl: bool) -> str:
+    code = _MONEY.sub(r"CAST(\1 AS MONEY)", code)
+    if ddl:
+        for pattern, replacement in _PATTERNS:
+            code = pattern.sub(replacement, code)
     return code

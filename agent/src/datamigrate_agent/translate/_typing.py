@@ -124,6 +124,8 @@ def infer(node: exp.Expression | None, schema: Schema, _depth: int = 0) -> exp.D
 
 def _arith(node: exp.Binary, schema: Schema, d: int) -> exp.DataType | None:
     left, right = infer(node.left, schema, d), infer(node.right, schema, d)
+    if left is None or right is None:
+        return None  # an unknown operand may outrank the known one
     if isinstance(node, exp.Add) and is_string(left) and is_string(right):
         return exp.DataType.build("VARCHAR")
     if isinstance(node, exp.Mod) and is_int(left) and is_int(right):
@@ -185,7 +187,21 @@ def _in_clause(node: exp.Expression, select: exp.Select, clauses: tuple[str, ...
 def _sources(select: exp.Select) -> list[exp.Expression]:
     from_ = select.args.get("from_") or select.args.get("from")
     items = [from_.this] if from_ is not None else []
-    return items + [j.this for j in select.args.get("joins") or []]
+    items += [j.this for j in select.args.get("joins") or []]
+    return [leaf for item in items for leaf in _flatten(item)]
+
+
+def _flatten(source: exp.Expression) -> list[exp.Expression]:
+    """``(a JOIN b ON ...)`` in FROM is an unaliased subquery around joined tables."""
+    if isinstance(source, exp.Subquery) and not source.alias and not isinstance(
+            source.this, exp.Query):
+        return _flatten(source.this)
+    if isinstance(source, exp.Table) and source.args.get("joins"):
+        bare = [source]
+        for join in source.args["joins"]:
+            bare += _flatten(join.this)
+        return bare
+    return [source]
 
 
 def _from_sources(select: exp.Select, name: str, qualifier: str | None, schema: Schema,

@@ -16,7 +16,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
 from datamigrate_agent.translate import _ddl_text
-from datamigrate_agent.translate._context import Context, Options, ResolveTable
+from datamigrate_agent.translate._context import Context, Options, ResolveTable, SkipStatement
 from datamigrate_agent.translate._schema import Schema
 from datamigrate_agent.translate.errors import TranslationError
 from datamigrate_agent.translate.splitter import split_script, split_statements
@@ -70,7 +70,8 @@ class _Session:
     schema: Schema
     options: Options
     rowcount: int = 0
-    log: list[str] = field(default_factory=list)
+    #: statements for the end of the script (foreign keys once the data is in).
+    deferred: list[exp.Expression] = field(default_factory=list)
 
 
 def translate_statement(
@@ -100,10 +101,10 @@ def translate_statement(
     pieces = [p for _, batch in _batches(sql) for p in split_statements(batch)]
     if len(pieces) != 1:
         raise TranslationError(f"expected one statement, found {len(pieces)}")
-    result = _translate_one(pieces[0], 1, target, state)
+    result = _translate_one(pieces[0], 1, target, state, script=False)
     if result.error:
         raise TranslationError(result.error)
-    if result.skipped:
+    if result.skipped and not result.statements:
         raise TranslationError(f"statement has no {target} equivalent: {result.skipped}")
     return result.sql
 
@@ -134,7 +135,17 @@ def translate_script(
         raw = split_script(text)
     except TranslationError as e:
         return [TranslatedStatement(text, 1, error=e.reason)]
-    return [_translate_one(r.text, r.line, target, state) for r in raw]
+    results = [_translate_one(r.text, r.line, target, state) for r in raw]
+    if state.deferred:
+        results.append(_deferred(state, target, raw[-1].line if raw else 1))
+    return results
+
+
+def _deferred(state: _Session, target: str, line: int) -> TranslatedStatement:
+    ctx = Context(get_target(target), state.options, state.schema)
+    statements = [s for tree in state.deferred for s in _generate(_rewrite(tree, ctx), ctx)]
+    source = "-- foreign keys of the script's tables, added once its data is loaded"
+    return TranslatedStatement(source, line, tuple(statements), "ddl")
 
 
 def translate_query(
@@ -209,20 +220,25 @@ def _kind(tree: exp.Expression) -> str:
     return "ddl" if isinstance(tree, (exp.Drop, exp.Alter)) else "other"
 
 
-def _translate_one(text: str, line: int, target: str, state: _Session) -> TranslatedStatement:
+def _translate_one(text: str, line: int, target: str, state: _Session,
+                   script: bool = True) -> TranslatedStatement:
     skipped = session.skip_reason(text)
     if skipped:
         return TranslatedStatement(text, line, kind="other", skipped=skipped)
     try:
         tree = _parse(session.rewrite_if_drop(text))
-        ctx = Context(get_target(target), state.options, state.schema, rowcount=state.rowcount)
+        ctx = Context(get_target(target), state.options, state.schema, rowcount=state.rowcount,
+                      script=script)
         handled = session.apply(tree, ctx, state)
         if handled is not None:
             return TranslatedStatement(text, line, tuple(handled.statements), "set",
                                        skipped=handled.skipped)
         statements = _generate(_rewrite(tree, ctx), ctx)
+        state.deferred.extend(ctx.deferred)
     except TranslationError as e:
         return TranslatedStatement(text, line, kind="other", error=e.reason)
+    except SkipStatement as e:
+        return TranslatedStatement(text, line, kind=_kind(tree), skipped=e.reason)
     return TranslatedStatement(text, line, tuple(statements), _kind(tree))
 
 
@@ -234,7 +250,8 @@ def _rewrite(tree: exp.Expression, ctx: Context) -> exp.Expression:
 
 def _generate(tree: exp.Expression, ctx: Context) -> list[str]:
     try:
-        sql = tree.sql(dialect=ctx.dialect, unsupported_level=sqlglot.ErrorLevel.RAISE)
+        sql = tree.sql(dialect=ctx.dialect, unsupported_level=sqlglot.ErrorLevel.RAISE,
+                       identify=ctx.target.QUOTE_IDENTIFIERS)
     except SqlglotError as e:
         raise TranslationError(f"cannot write {ctx.dialect} SQL: {e}") from e
     for placeholder, text in ctx.placeholders.items():

@@ -65,6 +65,8 @@ def split_statements(batch: str) -> list[str]:
     except TokenError as e:
         raise TranslationError(f"T-SQL does not tokenize: {e}", code="ParseFailed") from e
     bounds = _boundaries(tokens)
+    if not bounds:
+        return []
     pieces = []
     for begin, end in zip(bounds, bounds[1:] + [len(tokens)], strict=True):
         chunk = [t for t in tokens[begin:end] if t.token_type != TokenType.SEMICOLON]

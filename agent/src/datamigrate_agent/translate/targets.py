@@ -35,6 +35,19 @@ class Target:
     MAX_DECIMAL_PRECISION: ClassVar[int] = 38
     #: PRIMARY KEY / UNIQUE / FOREIGN KEY / CHECK can be declared in CREATE TABLE.
     SUPPORTS_CONSTRAINTS: ClassVar[bool] = True
+    #: CREATE INDEX exists (warehouses without indexes skip it).
+    SUPPORTS_INDEXES: ClassVar[bool] = False
+    #: Foreign keys: "keep" (declared, not enforced), "drop" (DuckDB enforces them at once
+    #: and cannot add them later, while scripts load children before parents), or "defer"
+    #: (added with ALTER TABLE once the whole script has loaded its data).
+    FOREIGN_KEYS: ClassVar[str] = "keep"
+    #: Quote every identifier: the target folds unquoted names (PostgreSQL to lower case,
+    #: Snowflake to upper case) while SQL Server keeps the spelling, case-insensitively.
+    QUOTE_IDENTIFIERS: ClassVar[bool] = True
+    #: A binary constant (``0x1A2B``) for binary columns; ``{hex}`` is filled in.
+    BINARY_LITERAL: ClassVar[str] = "FROM_HEX('{hex}')"
+    #: The current local date and time without time zone (GETDATE, SYSDATETIME).
+    LOCAL_NOW: ClassVar[str] = "LOCALTIMESTAMP"
     #: IDENTITY columns: "sequence" (a sequence and a nextval default), "native" (the
     #: generator's own identity syntax) or "none" (dropped: the warehouse has no generator).
     IDENTITY_STYLE: ClassVar[str] = "native"
@@ -96,7 +109,11 @@ class DuckDB(Target):
     """DuckDB: the default engine of the tests and of ``dbt build``."""
 
     NAME = "duckdb"
+    QUOTE_IDENTIFIERS = False
     SUPPORTS_UUID = True
+    SUPPORTS_INDEXES = True
+    FOREIGN_KEYS = "drop"
+    LOCAL_NOW = "current_localtimestamp()"
     IDENTITY_STYLE = "sequence"
     TYPE_MAPPING = {
         **Target.TYPE_MAPPING,
@@ -121,6 +138,9 @@ class Postgres(Target):
     """PostgreSQL 13 or later."""
 
     NAME = "postgres"
+    BINARY_LITERAL = "DECODE('{hex}', 'hex')"
+    SUPPORTS_INDEXES = True
+    FOREIGN_KEYS = "defer"
     EXTRACT_IS_NUMERIC = True
     SUPPORTS_QUALIFY = False
     INT_DIVISION_TRUNCATES = True
@@ -144,6 +164,10 @@ class Redshift(Postgres):
     """Amazon Redshift: PostgreSQL-like, no UUID, VARBYTE for binary data, QUALIFY exists."""
 
     NAME = "redshift"
+    BINARY_LITERAL = "FROM_HEX('{hex}')"
+    SUPPORTS_INDEXES = False
+    FOREIGN_KEYS = "keep"
+    LOCAL_NOW = "GETDATE()"
     EXTRACT_IS_NUMERIC = False
     SUPPORTS_QUALIFY = True
     SUPPORTS_UUID = False
@@ -171,6 +195,8 @@ class Snowflake(Target):
     """Snowflake."""
 
     NAME = "snowflake"
+    BINARY_LITERAL = "TO_BINARY('{hex}', 'HEX')"
+    LOCAL_NOW = "CAST(CURRENT_TIMESTAMP() AS TIMESTAMP_NTZ)"
     REGEX_FULL_MATCH = "REGEXP_LIKE"
     TYPE_MAPPING = {
         **Target.TYPE_MAPPING,
@@ -193,6 +219,8 @@ class BigQuery(Target):
     """Google BigQuery (NUMERIC holds at most 29 integer digits and 9 decimals)."""
 
     NAME = "bigquery"
+    QUOTE_IDENTIFIERS = False
+    LOCAL_NOW = "CURRENT_DATETIME()"
     EXTRACT_FIELDS = {"DAYOFYEAR": "DAYOFYEAR"}
     SUPPORTS_ILIKE = False
     SUPPORTS_LATERAL = False
@@ -244,6 +272,9 @@ class Databricks(Target):
     """Databricks SQL (Spark SQL semantics, ANSI mode)."""
 
     NAME = "databricks"
+    QUOTE_IDENTIFIERS = False
+    BINARY_LITERAL = "X'{hex}'"
+    LOCAL_NOW = "LOCALTIMESTAMP()"
     SUPPORTS_CONSTRAINTS = False
     REGEX_FULL_MATCH = "RLIKE"
     TYPE_MAPPING = {

@@ -25,6 +25,7 @@ from datamigrate_agent.translate.transforms import (
     guards,
     inserts,
     isnull,
+    keys,
     literals,
     strings,
     tables,
@@ -39,6 +40,7 @@ Transform = Callable[[exp.Expression, Context], exp.Expression]
 TRANSFORMS: list[Transform] = [
     guards.transform,
     ddl.transform,
+    keys.transform,
     inserts.transform,
     bits.transform,
     convert.transform,

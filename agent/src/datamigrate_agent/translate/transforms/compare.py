@@ -15,8 +15,9 @@ import re
 from sqlglot import exp
 
 from datamigrate_agent.translate._context import Context
-from datamigrate_agent.translate._typing import is_numeric, is_string
+from datamigrate_agent.translate._typing import is_numeric, is_string, is_temporal
 from datamigrate_agent.translate.transforms._util import lit
+from datamigrate_agent.translate.transforms.literals import iso_datetime
 from datamigrate_agent.translate.transforms.strings import rtrim
 
 __all__ = ["normalise", "transform"]
@@ -41,9 +42,18 @@ def normalise(node: exp.Expression, ctx: Context) -> exp.Expression:
     return out
 
 
+def _is_literal(node: exp.Expression) -> bool:
+    return isinstance(node, (exp.Literal, exp.National, exp.Null))
+
+
 def _stringy(ctx: Context, *nodes: exp.Expression) -> bool:
+    """Strings on every known side, and a known string among the non-literal ones."""
     types = [ctx.type_of(n) for n in nodes]
-    return any(is_string(t) for t in types) and all(t is None or is_string(t) for t in types)
+    if not all(t is None or is_string(t) for t in types):
+        return False
+    if all(_is_literal(n) for n in nodes):
+        return all(is_string(t) for t in types)
+    return any(is_string(t) and not _is_literal(n) for n, t in zip(nodes, types, strict=True))
 
 
 def _is_assignment(node: exp.Expression) -> bool:
@@ -59,6 +69,9 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
     for node in list(tree.find_all(exp.In)):
         _in(node, ctx)
     for node in list(tree.find_all(exp.Between)):
+        subject = ctx.type_of(node.this)
+        for key in ("low", "high"):
+            node.set(key, _temporal_literal(node.args[key], subject))
         if _stringy(ctx, node.this, node.args["low"], node.args["high"]):
             for key in ("this", "low", "high"):
                 node.set(key, normalise(node.args[key], ctx))
@@ -72,8 +85,20 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
     return tree
 
 
+def _temporal_literal(node: exp.Expression, other: exp.DataType | None) -> exp.Expression:
+    """A date string compared with a date/time value, in ISO form (SQL Server reads mdy)."""
+    if is_temporal(other) and isinstance(node, (exp.Literal, exp.National)) and (
+            node.is_string or isinstance(node, exp.National)):
+        iso = iso_datetime(node.name)
+        if iso is not None:
+            return exp.Cast(this=lit(iso), to=other.copy())
+    return node
+
+
 def _compare(node: exp.Binary, ctx: Context) -> None:
     left, right = ctx.type_of(node.left), ctx.type_of(node.right)
+    node.set("this", _temporal_literal(node.left, right))
+    node.set("expression", _temporal_literal(node.right, left))
     if is_string(left) and is_numeric(right):
         node.set("this", exp.Cast(this=node.left, to=right.copy()))
     elif is_string(right) and is_numeric(left):

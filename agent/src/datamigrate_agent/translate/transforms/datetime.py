@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
+import sqlglot
 from sqlglot import exp
 
 from datamigrate_agent.translate._context import Context
 from datamigrate_agent.translate.errors import TranslationError
 from datamigrate_agent.translate.targets import Target
 from datamigrate_agent.translate.transforms._util import bottom_up, lit, num, tsql_type
+from datamigrate_agent.translate.transforms.literals import iso_datetime
 
 __all__ = ["transform"]
 
@@ -70,7 +72,8 @@ def _instant(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.TsOrDsToDate):
         node = node.this
     if isinstance(node, (exp.Literal, exp.National)):
-        return exp.Cast(this=lit(node.name.replace("T", " ")), to=tsql_type("DATETIME2"))
+        text = iso_datetime(node.name) or node.name.replace("T", " ")
+        return exp.Cast(this=lit(text), to=tsql_type("DATETIME2"))
     return node
 
 
@@ -248,11 +251,19 @@ def _rewrite(node: exp.Expression, ctx: Context) -> exp.Expression:
     if isinstance(node, exp.TimeToStr) and node.args.get("format") is not None:
         return _datename(node, ctx)
     if isinstance(node, exp.CurrentTimestamp):
-        return exp.Localtimestamp() if ctx.dialect != "bigquery" else exp.CurrentDatetime()
+        return _local_now(ctx)
     if isinstance(node, exp.Anonymous) and node.name.upper() == "GETUTCDATE":
         utc = exp.AtTimeZone(this=exp.CurrentTimestamp(), zone=lit("UTC"))
         return exp.Cast(this=utc, to=tsql_type("DATETIME2"))
     return node
+
+
+def _local_now(ctx: Context) -> exp.Expression:
+    text = ctx.target.LOCAL_NOW
+    if text.endswith("()") and text[:-2].isidentifier():
+        # An anonymous call: sqlglot would turn current_localtimestamp() into LOCALTIMESTAMP.
+        return exp.Anonymous(this=text[:-2])
+    return sqlglot.parse_one(text, dialect=ctx.dialect)
 
 
 def _extract_of(node: exp.Extract, ctx: Context) -> exp.Expression:

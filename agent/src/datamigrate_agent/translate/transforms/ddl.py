@@ -92,9 +92,9 @@ def _bit_default(coldef: exp.ColumnDef) -> None:
             default.set("this", exp.Boolean(this=flag))
 
 
-def _plain_key_columns(body: exp.Schema) -> None:
+def _plain_key_columns(body: exp.Expression) -> None:
     """``PRIMARY KEY (id ASC)``: the order is an index detail; targets want bare columns."""
-    for key in body.find_all(exp.PrimaryKey, exp.UniqueColumnConstraint):
+    for key in body.find_all(exp.PrimaryKey, exp.UniqueColumnConstraint, exp.IndexParameters):
         for ordered in list(key.find_all(exp.Ordered)):
             ordered.replace(ordered.this)
 

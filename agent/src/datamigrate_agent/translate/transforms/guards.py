@@ -24,13 +24,30 @@ _XML_METHODS = {"NODES", "VALUE", "QUERY", "EXIST", "MODIFY"}
 
 
 def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
-    """Reject procedures that use SET ROWCOUNT, XML methods, OPENJSON and FOR XML."""
+    """Reject procedures, XML methods, OPENJSON and FOR XML."""
+    kind = str(tree.args.get("kind") or "").upper()
+    if isinstance(tree, exp.Command) and str(tree.this).upper() in {"CREATE", "ALTER"}:
+        words = str(tree.expression or "").split()
+        kind = {"PROC": "PROCEDURE"}.get(words[0].upper(), words[0].upper()) if words else ""
+        tree = exp.Create(kind=kind)
+    if isinstance(tree, exp.Create) and kind in {"PROCEDURE", "FUNCTION", "TRIGGER"}:
+        reason = "procedures, functions and triggers have no direct equivalent"
+        if kind == "PROCEDURE":
+            reason += "; the migrate step turns one-result-set procedures into models"
+        if any(_is_rowcount(n) for n in tree.find_all(exp.Set)):
+            reason += "; this one uses SET ROWCOUNT, which limits every later statement"
+        raise TranslationError(f"CREATE {kind}: {reason}")
     for node in tree.find_all(exp.Set):
         if _is_rowcount(node) and tree is not node:
             raise TranslationError(
                 "SET ROWCOUNT limits every later statement of the procedure; rewrite it as "
                 "TOP on the statements it is meant to limit"
             )
+    if isinstance(tree, (exp.Declare, exp.IfBlock, exp.WhileBlock)) or tree.find(exp.Parameter):
+        what = "IF/WHILE control flow" if isinstance(tree, (exp.IfBlock, exp.WhileBlock)) \
+            else "T-SQL variables (DECLARE, @name)"
+        raise TranslationError(f"{what} only exist inside SQL Server batches; no "
+                               f"{ctx.dialect} statement carries them")
     for node in tree.find_all(exp.Anonymous, exp.Dot):
         name = node.name.upper() if isinstance(node, exp.Anonymous) else _dot_method(node)
         if name in _UNSUPPORTED_FUNCS:

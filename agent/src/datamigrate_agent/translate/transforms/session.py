@@ -28,6 +28,9 @@ _SKIPS = [
      "database-level statement; the target connection decides the database"),
     (re.compile(r"^\s*IF\s+.*\bDROP\s+DATABASE\b", re.I | re.S),
      "database-level statement; the target connection decides the database"),
+    (re.compile(r"^\s*ALTER\s+TABLE\s+.+?\s(NOCHECK|CHECK)\s+CONSTRAINT\b", re.I | re.S),
+     "switches constraint checking, which only matters while loading data"),
+    (re.compile(r"^\s*UPDATE\s+STATISTICS\b", re.I), "refreshes optimizer statistics"),
     (re.compile(r"^\s*(CHECKPOINT|DBCC|RAISERROR|WAITFOR)\b", re.I),
      "server maintenance or messaging statement"),
 ]
@@ -125,8 +128,9 @@ def _identity_insert(value: str, ctx: Context) -> list[str]:
     identity.highest = None
     name = exp.to_table(table_text, dialect="tsql")
     name.set("db", None)
-    table_sql = name.sql(ctx.dialect)
-    column = exp.to_identifier(identity.column).sql(ctx.dialect)
+    quote = ctx.target.QUOTE_IDENTIFIERS
+    table_sql = name.sql(ctx.dialect, identify=quote)
+    column = exp.to_identifier(identity.column).sql(ctx.dialect, identify=quote)
     if ctx.target.IDENTITY_STYLE == "sequence":
         identity.generation += 1
         sequence = f"{identity.sequence}_{identity.generation}"
