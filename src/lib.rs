@@ -17,6 +17,8 @@ pub mod crd;
 mod fixtures;
 /// Pure `Migration -> Job` builder and the work pod defaults.
 pub mod job;
+/// `datamigrate run`: the steps as local processes, without a cluster.
+pub mod local;
 /// Pure builders of the other objects a Migration owns (PVC, ConfigMap, RBAC).
 pub mod owned;
 /// What the run does next, from the observed Jobs.
