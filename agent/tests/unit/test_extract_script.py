@@ -539,5 +539,5 @@ def test_ssms_existence_checks_with_sp_executesql_are_read_inside() -> None:
     assert result.rows["dbo.t"] == [[1, 2]]
     assert [i.name for i in doc.tables[0].indexes] == ["ix_b"]  # the columnstore is no key
     assert [(p.line, p.error) for p in doc.problems] == [
-        (11, "table dbo.nope is not defined in the script")
+        (10, "table dbo.nope is not defined in the script")
     ]
