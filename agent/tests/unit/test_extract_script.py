@@ -249,6 +249,9 @@ def test_gzipped_script_reads_the_same(tmp_path: Path, pubs: ScriptResult) -> No
     assert {t.name: t.row_count for t in result.document.tables} == {
         t.name: t.row_count for t in pubs.document.tables
     }
+    unnamed = tmp_path / "pubs-key"  # a ConfigMap key without .gz still holds gzip
+    unnamed.write_bytes(packed.read_bytes())
+    assert len(read_script(unnamed).document.tables) == 11
 
 
 # === the T-SQL cases ===

@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 
 #: Characters of a statement kept in a problem's excerpt.
 EXCERPT_CHARS = 160
+#: A gzip stream starts so even when the file name (a ConfigMap key) lacks ``.gz``.
+_GZIP_MAGIC = b"\x1f\x8b"
 _SYSTEM_DATABASES = frozenset({"master", "tempdb", "model", "msdb"})
 
 
@@ -87,7 +89,7 @@ def read_script(
     selection: Selection | None = None,
     extracted_at: str | None = None,
 ) -> ScriptResult:
-    """Read the script at ``path`` (gunzipped when the name ends in ``.gz``).
+    """Read the script at ``path`` (gunzipped when the name ends in ``.gz`` or it is gzip).
 
     Raises:
         PermanentError: the file cannot be read or is not text.
@@ -95,7 +97,7 @@ def read_script(
     p = Path(path)
     try:
         data = p.read_bytes()
-        if p.name.endswith(".gz"):
+        if p.name.endswith(".gz") or data[:2] == _GZIP_MAGIC:
             data = gzip.decompress(data)
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise PermanentError(f"cannot read script {p}: {e}", code="SourceUnreadable") from e
