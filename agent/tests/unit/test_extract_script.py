@@ -544,3 +544,19 @@ def test_ssms_existence_checks_with_sp_executesql_are_read_inside() -> None:
     assert [(p.line, p.error) for p in doc.problems] == [
         (10, "table dbo.nope is not defined in the script")
     ]
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda s: s.encode("utf-16"),  # SSMS saves Unicode scripts as UTF-16 with a BOM
+        lambda s: b"\xef\xbb\xbf" + s.encode("utf-8"),
+        lambda s: s.encode("cp1252"),  # an old ANSI script
+    ],
+    ids=["utf-16", "utf-8-bom", "cp1252"],
+)
+def test_script_encodings_are_detected(tmp_path: Path, encode: object) -> None:
+    text = "CREATE TABLE t (city nvarchar(20))\nGO\nINSERT t VALUES (N'München')\n"
+    path = tmp_path / "s.sql"
+    path.write_bytes(encode(text))  # type: ignore[operator]
+    assert read_script(path).rows["dbo.t"] == [["München"]]
