@@ -283,3 +283,40 @@ def test_cli_with_server_needs_a_database_and_a_user(
     args = parser.parse_args(["--workspace", str(tmp_path), "--server", "db", "--database", "x"])
     with pytest.raises(PermanentError, match=live.USER_ENV):
         cli.run(args)
+
+
+class _FailingCursor:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __enter__(self) -> _FailingCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def execute(self, sql: str, params: object) -> None:
+        raise self.error
+
+
+class _FailingConnection:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def cursor(self) -> _FailingCursor:
+        return _FailingCursor(self.error)
+
+
+def test_query_failures_are_classified_retryable_or_permanent() -> None:
+    import pymssql
+
+    denied = pymssql.ProgrammingError(
+        (229, b"The SELECT permission was denied on the object 'sql_modules'.")
+    )
+    run = live.pymssql_runner(_FailingConnection(denied))
+    with pytest.raises(PermanentError, match="permission was denied"):
+        run(live.Query("modules", live.QUERIES["modules"]))
+    lost = pymssql.OperationalError((20047, b"DB-Lib error message 20047:\nDBPROCESS is dead"))
+    run = live.pymssql_runner(_FailingConnection(lost))
+    with pytest.raises(RetryableError, match="DBPROCESS is dead"):
+        run(live.Query("tables", live.QUERIES["tables"]))

@@ -555,10 +555,16 @@ def pymssql_runner(conn: Any) -> Runner:
             with conn.cursor() as cursor:
                 cursor.execute(query.sql, query.params or None)
                 return list(cursor.fetchall())
-        except pymssql.OperationalError as e:
+        except pymssql.OperationalError as e:  # connection lost, timeout, deadlock victim
             raise RetryableError(
-                f"catalogue query {query.name} failed: {e}", code="SourceQueryFailed"
-            ) from e
+                f"query {query.name} failed: {_driver_detail(e, '')}", code="SourceQueryFailed"
+            ) from None
+        except pymssql.DatabaseError as e:  # permission denied, unknown object: the login's
+            raise PermanentError(
+                f"query {query.name} failed (does the login have VIEW DEFINITION?): "
+                + _driver_detail(e, ""),
+                code="SourceQueryFailed",
+            ) from None
 
     return run
 
