@@ -40,14 +40,16 @@ Conventions a consumer can rely on (both extractors normalise to them):
   for a script (the script *is* the data).
 * Every list of key columns is in key order (composite keys included).
 
-Sample data: rows are NOT inline. Each table with data has ``sampleData`` = ``{"path":
+Sample data: rows are NOT inline. A table with sample rows has ``sampleData`` = ``{"path":
 "sampledata/dbo.Orders.jsonl", "rowCount": 830, "columns": [...], "complete": true}``; the path
 is relative to the folder holding ``metadata.json`` (use it as given: unusual characters in
 names are percent-encoded in the file name). The file has one JSON array per line, one value
 per column, in the order of ``columns``, which is always the table's full column order. Values:
 
 * ``null`` for NULL (and for a computed column, or a column an INSERT left out that has no
-  constant default; an identity column left out gets the value SQL Server would assign);
+  constant default); a left-out identity column gets the value SQL Server would assign, a
+  left-out ``DEFAULT (getdate())``-like column the extraction time (``source.extractedAt``),
+  ``NEWID()`` a UUID derived from the table and row number (stable across runs);
 * numbers as JSON numbers written with the source literal's exact digits (read them with
   ``parse_float=decimal.Decimal``, as ``iter_sample_rows`` does, to keep money exact);
 * ``bit`` as ``true``/``false``;
@@ -58,13 +60,16 @@ per column, in the order of ``columns``, which is always the table's full column
   ISO 8601 ``YYYY-MM-DDTHH:MM:SS[.ffffff]`` (``datetimeoffset`` with its offset);
 * ``uniqueidentifier`` as its canonical string.
 
-``complete`` is true when the rows are all of the table's data (a script) and false when they
-are a sample. Why separate files: the document stays small enough to live in graph state and
+Every table of a script has ``sampleData`` (with 0 rows when the script inserts none); a live
+table has it when sample rows were read (``--sample-rows``, the first rows by primary key).
+``complete`` is true when the rows are all of the table's data (a script, or a live table no
+bigger than the sample) and false when they are a sample. Why separate files: the document stays small enough to live in graph state and
 checkpoints, and a loader can stream rows into DuckDB or PostgreSQL table by table.
 
 ``problems`` lists what could not be read, never dropped silently: a script batch that failed
-(``batch`` index from 0, ``line`` 1-based where the batch starts, an ``excerpt`` and the
-``error``), or a catalogue object that could not be read (``batch``/``line`` null).
+(``batch`` index from 0, ``line`` 1-based where the statement starts, an ``excerpt``, the
+``error`` and, when legible, the ``object``), or a catalogue object or sample that could not be
+read (``batch``/``line`` null).
 
 Use ``load_metadata(path)`` (validates; raises ``PermanentError`` naming the offending field)
 and ``dump_metadata(doc, path)``; ``write_sample_rows`` and ``iter_sample_rows`` handle the
