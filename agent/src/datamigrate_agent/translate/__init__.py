@@ -11,6 +11,9 @@ The public API (everything else in this package is private):
   a view or procedure body (one SELECT); every table reference goes through
   ``resolve_table(schema, name)``, whose non-None answer (for example ``{{ ref('stg_x') }}``)
   replaces the reference verbatim.
+- ``procedure_query(definition) -> str``: the single SELECT of a procedure that returns one
+  result set (raises ``TranslationError`` naming why otherwise: parameters, SET ROWCOUNT,
+  several statements, data changes).
 - ``target_type(sql_server_type, max_length, precision, scale, target) -> str``: the target
   type for a SQL Server column type.
 - ``TranslationError(reason)``: raised for anything that cannot be translated faithfully.
@@ -31,6 +34,7 @@ from datamigrate_agent.translate.engine import (
     translate_statement,
 )
 from datamigrate_agent.translate.errors import TranslationError
+from datamigrate_agent.translate.procedures import procedure_query
 from datamigrate_agent.translate.targets import TARGETS, get_target
 from datamigrate_agent.translate.type_mapping import target_type
 
@@ -40,6 +44,7 @@ __all__ = [
     "TranslatedStatement",
     "TranslationError",
     "get_target",
+    "procedure_query",
     "target_type",
     "translate_query",
     "translate_script",

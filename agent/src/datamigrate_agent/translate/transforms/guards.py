@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlglot import exp
 
 from datamigrate_agent.translate._context import Context
@@ -26,15 +28,18 @@ _XML_METHODS = {"NODES", "VALUE", "QUERY", "EXIST", "MODIFY"}
 def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """Reject procedures, XML methods, OPENJSON and FOR XML."""
     kind = str(tree.args.get("kind") or "").upper()
+    rowcount = any(_is_rowcount(n) for n in tree.find_all(exp.Set))
     if isinstance(tree, exp.Command) and str(tree.this).upper() in {"CREATE", "ALTER"}:
-        words = str(tree.expression or "").split()
+        text = str(tree.expression or "")
+        words = text.split()
         kind = {"PROC": "PROCEDURE"}.get(words[0].upper(), words[0].upper()) if words else ""
-        tree = exp.Create(kind=kind)
-    if isinstance(tree, exp.Create) and kind in {"PROCEDURE", "FUNCTION", "TRIGGER"}:
+        rowcount = bool(re.search(r"\bSET\s+ROWCOUNT\b", text, re.I))
+    if kind in {"PROCEDURE", "FUNCTION", "TRIGGER"} and isinstance(tree, (exp.Create,
+                                                                          exp.Command)):
         reason = "procedures, functions and triggers have no direct equivalent"
         if kind == "PROCEDURE":
             reason += "; the migrate step turns one-result-set procedures into models"
-        if any(_is_rowcount(n) for n in tree.find_all(exp.Set)):
+        if rowcount:
             reason += "; this one uses SET ROWCOUNT, which limits every later statement"
         raise TranslationError(f"CREATE {kind}: {reason}")
     for node in tree.find_all(exp.Set):
@@ -48,8 +53,13 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
             else "T-SQL variables (DECLARE, @name)"
         raise TranslationError(f"{what} only exist inside SQL Server batches; no "
                                f"{ctx.dialect} statement carries them")
-    for node in tree.find_all(exp.Anonymous, exp.Dot):
-        name = node.name.upper() if isinstance(node, exp.Anonymous) else _dot_method(node)
+    for node in tree.walk():
+        if isinstance(node, exp.Anonymous):
+            name = node.name.upper()
+        elif isinstance(node, exp.Dot):
+            name = _dot_method(node)
+        else:
+            name = node.key.upper()
         if name in _UNSUPPORTED_FUNCS:
             raise TranslationError(f"{name} is not translatable: {_UNSUPPORTED_FUNCS[name]}")
         if isinstance(node, exp.Dot) and name in _XML_METHODS:
