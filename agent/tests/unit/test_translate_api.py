@@ -64,8 +64,9 @@ def test_translate_query_rejects_statements_that_are_not_queries() -> None:
 
 def test_translation_error_is_a_permanent_error_with_a_reason() -> None:
     with pytest.raises(TranslationError) as raised:
-        translate_statement("SELECT x.c.value('a', 'int') FROM t CROSS APPLY t.d.nodes('/r') x(c)",
-                            "duckdb")
+        translate_statement(
+            "SELECT x.c.value('a', 'int') FROM t CROSS APPLY t.d.nodes('/r') x(c)", "duckdb"
+        )
     assert isinstance(raised.value, PermanentError)
     assert raised.value.reason.startswith("XML method .value()")
 
@@ -96,8 +97,9 @@ def test_unknown_target_is_rejected() -> None:
 def test_case_sensitive_source_keeps_case_but_still_ignores_trailing_spaces() -> None:
     schema = {"t": {"a": "varchar(5)"}}
     options = Options(case_insensitive=False)
-    got = translate_statement("SELECT a FROM t WHERE a = 'X '", "duckdb", schema=schema,
-                              options=options)
+    got = translate_statement(
+        "SELECT a FROM t WHERE a = 'X '", "duckdb", schema=schema, options=options
+    )
     assert got == "SELECT a FROM t WHERE RTRIM(a, ' ') = 'X'"
 
 
@@ -168,10 +170,14 @@ def test_procedure_with_one_select_gives_its_query() -> None:
 @pytest.mark.parametrize(
     ("definition", "reason"),
     [
-        ("create procedure \"Ten Most\" AS\nSET ROWCOUNT 10\nSELECT a FROM t ORDER BY a DESC",
-         "procedure uses SET ROWCOUNT"),
-        ("CREATE PROC p @id int AS SELECT a FROM t WHERE id = @id",
-         "procedure takes parameters (@id)"),
+        (
+            'create procedure "Ten Most" AS\nSET ROWCOUNT 10\nSELECT a FROM t ORDER BY a DESC',
+            "procedure uses SET ROWCOUNT",
+        ),
+        (
+            "CREATE PROC p @id int AS SELECT a FROM t WHERE id = @id",
+            "procedure takes parameters (@id)",
+        ),
         ("CREATE PROCEDURE p AS BEGIN SELECT 1 SELECT 2 END", "procedure runs 2 statements"),
         ("CREATE PROCEDURE p AS UPDATE t SET a = 1", "procedure changes data (UPDATE)"),
     ],

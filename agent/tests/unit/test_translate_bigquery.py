@@ -40,17 +40,29 @@ VALIDATE = [
     ),
     pytest.param(
         "SELECT DATEDIFF(week, born, GETDATE()) FROM dbo.person",
-        "SELECT ((DIV((DATE_DIFF(CAST(CURRENT_DATETIME() AS DATE), CAST(born AS DATE), DAY) + MOD((MOD(DATE_DIFF(CAST(born AS DATE), CAST('1899-12-31' AS DATE), DAY), 7)) + 7, 7) - MOD((MOD(DATE_DIFF(CAST(CURRENT_DATETIME() AS DATE), CAST('1899-12-31' AS DATE), DAY), 7)) + 7, 7)), 7))) FROM person",
+        (
+            "SELECT ((DIV((DATE_DIFF(CAST(CURRENT_DATETIME() AS DATE), CAST(born "
+            "AS DATE), DAY) + MOD((MOD(DATE_DIFF(CAST(born AS DATE), "
+            "CAST('1899-12-31' AS DATE), DAY), 7)) + 7, 7) - "
+            "MOD((MOD(DATE_DIFF(CAST(CURRENT_DATETIME() AS DATE), "
+            "CAST('1899-12-31' AS DATE), DAY), 7)) + 7, 7)), 7))) FROM person"
+        ),
         id="datediff_week_counts_sundays",
     ),
     pytest.param(
         "SELECT TOP 3 WITH TIES id FROM dbo.person ORDER BY salary DESC",
-        "SELECT id FROM person QUALIFY RANK() OVER (ORDER BY salary DESC) <= 3 ORDER BY salary DESC",
+        (
+            "SELECT id FROM person QUALIFY RANK() OVER (ORDER BY salary DESC) <= 3 "
+            "ORDER BY salary DESC"
+        ),
         id="top_with_ties_ranks",
     ),
     pytest.param(
         "SELECT TOP 10 PERCENT id FROM dbo.person ORDER BY id",
-        "SELECT id FROM person QUALIFY ROW_NUMBER() OVER (ORDER BY id) <= CEIL(COUNT(*) OVER () * 10 / 100.0) ORDER BY id",
+        (
+            "SELECT id FROM person QUALIFY ROW_NUMBER() OVER (ORDER BY id) <= "
+            "CEIL(COUNT(*) OVER () * 10 / 100.0) ORDER BY id"
+        ),
         id="top_percent_counts_rows",
     ),
     pytest.param(
@@ -64,30 +76,48 @@ VALIDATE = [
         id="money_is_decimal_19_4",
     ),
     pytest.param(
-        "CREATE TABLE dbo.t (id INT IDENTITY(1,1) NOT NULL PRIMARY KEY, flag BIT NOT NULL DEFAULT 0, price MONEY)",
-        "CREATE TABLE t (id INT64 NOT NULL, flag BOOL NOT NULL DEFAULT FALSE, price NUMERIC(19, 4))",
+        (
+            "CREATE TABLE dbo.t (id INT IDENTITY(1,1) NOT NULL PRIMARY KEY, flag "
+            "BIT NOT NULL DEFAULT 0, price MONEY)"
+        ),
+        (
+            "CREATE TABLE t (id INT64 NOT NULL, flag BOOL NOT NULL DEFAULT FALSE, "
+            "price NUMERIC(19, 4))"
+        ),
         id="identity_and_bit_ddl",
     ),
     pytest.param(
-        "WITH c AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM c WHERE n < 3) SELECT n FROM c",
-        "WITH RECURSIVE c AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM c WHERE n < 3) SELECT n FROM c",
+        ("WITH c AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM c WHERE n < 3) SELECT n FROM c"),
+        (
+            "WITH RECURSIVE c AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM c "
+            "WHERE n < 3) SELECT n FROM c"
+        ),
         id="recursive_cte_gets_keyword",
     ),
     pytest.param(
         "SELECT id FROM dbo.person WHERE given = 'Ada ' AND family LIKE 'by%'",
-        "SELECT id FROM person WHERE LOWER(RTRIM(given, ' ')) = 'ada' AND LOWER(family) LIKE LOWER('by%')",
+        (
+            "SELECT id FROM person WHERE LOWER(RTRIM(given, ' ')) = 'ada' AND "
+            "LOWER(family) LIKE LOWER('by%')"
+        ),
         id="ci_trailing_space_compare_and_like",
     ),
     pytest.param(
-        "SELECT CONVERT(varchar(10), born, 112), LEN(given), ISNULL(given, 'x') FROM dbo.person",
-        "SELECT FORMAT_DATE('%Y%m%d', CAST(born AS DATETIME)), LENGTH(RTRIM(given, ' ')), COALESCE(given, 'x') FROM person",
+        ("SELECT CONVERT(varchar(10), born, 112), LEN(given), ISNULL(given, 'x') FROM dbo.person"),
+        (
+            "SELECT FORMAT_DATE('%Y%m%d', CAST(born AS DATETIME)), "
+            "LENGTH(RTRIM(given, ' ')), COALESCE(given, 'x') FROM person"
+        ),
         id="convert_style_len_isnull",
     ),
 ]
 
 UNTRANSLATABLE = [
     pytest.param(
-        "SELECT p.id, x.n FROM dbo.person AS p OUTER APPLY (SELECT TOP 1 q.id AS n FROM dbo.person AS q WHERE q.id > p.id ORDER BY q.id) AS x",
+        (
+            "SELECT p.id, x.n FROM dbo.person AS p OUTER APPLY (SELECT TOP 1 q.id "
+            "AS n FROM dbo.person AS q WHERE q.id > p.id ORDER BY q.id) AS x"
+        ),
         "OUTER APPLY needs a LATERAL join, which bigquery lacks",
         id="outer_apply_is_left_lateral",
     ),

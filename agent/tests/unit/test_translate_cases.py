@@ -45,8 +45,7 @@ def load(path: Path) -> Case:
     head, _, body = re.split(r"^(-- =+.*)$", text, maxsplit=1, flags=re.M)
     fields = dict(re.findall(r"^-- ([\w-]+): ?(.*)$", head, flags=re.M))
     as_set = fields.get("compare") == "set" or "compare as a set" in head
-    return Case(path.stem, body.strip() + "\n", json.loads(fields["expected-json"]), as_set,
-                fields)
+    return Case(path.stem, body.strip() + "\n", json.loads(fields["expected-json"]), as_set, fields)
 
 
 def all_cases() -> list[Case]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import sqlglot
 
-from datamigrate_agent.translate import TranslationError, translate_statement
+from datamigrate_agent.translate import translate_statement
 
 TARGET = "duckdb"
 
@@ -40,22 +40,41 @@ VALIDATE = [
     ),
     pytest.param(
         "SELECT DATEDIFF(week, born, GETDATE()) FROM dbo.person",
-        "SELECT (((DATE_DIFF('DAY', CAST(born AS DATE), CAST(CURRENT_LOCALTIMESTAMP() AS DATE)) + ((DATE_DIFF('DAY', CAST('1899-12-31' AS DATE), CAST(born AS DATE)) % 7) + 7) % 7 - ((DATE_DIFF('DAY', CAST('1899-12-31' AS DATE), CAST(CURRENT_LOCALTIMESTAMP() AS DATE)) % 7) + 7) % 7) // 7)) FROM person",
+        (
+            "SELECT (((DATE_DIFF('DAY', CAST(born AS DATE), "
+            "CAST(CURRENT_LOCALTIMESTAMP() AS DATE)) + ((DATE_DIFF('DAY', "
+            "CAST('1899-12-31' AS DATE), CAST(born AS DATE)) % 7) + 7) % 7 - "
+            "((DATE_DIFF('DAY', CAST('1899-12-31' AS DATE), "
+            "CAST(CURRENT_LOCALTIMESTAMP() AS DATE)) % 7) + 7) % 7) // 7)) FROM person"
+        ),
         id="datediff_week_counts_sundays",
     ),
     pytest.param(
         "SELECT TOP 3 WITH TIES id FROM dbo.person ORDER BY salary DESC",
-        "SELECT id FROM person QUALIFY RANK() OVER (ORDER BY salary DESC) <= 3 ORDER BY salary DESC",
+        (
+            "SELECT id FROM person QUALIFY RANK() OVER (ORDER BY salary DESC) <= 3 "
+            "ORDER BY salary DESC"
+        ),
         id="top_with_ties_ranks",
     ),
     pytest.param(
         "SELECT TOP 10 PERCENT id FROM dbo.person ORDER BY id",
-        "SELECT id FROM person QUALIFY ROW_NUMBER() OVER (ORDER BY id NULLS FIRST) <= CEIL(COUNT(*) OVER () * 10 / 100.0) ORDER BY id NULLS FIRST",
+        (
+            "SELECT id FROM person QUALIFY ROW_NUMBER() OVER (ORDER BY id NULLS "
+            "FIRST) <= CEIL(COUNT(*) OVER () * 10 / 100.0) ORDER BY id NULLS FIRST"
+        ),
         id="top_percent_counts_rows",
     ),
     pytest.param(
-        "SELECT p.id, x.n FROM dbo.person AS p OUTER APPLY (SELECT TOP 1 q.id AS n FROM dbo.person AS q WHERE q.id > p.id ORDER BY q.id) AS x",
-        "SELECT p.id, x.n FROM person AS p LEFT JOIN LATERAL (SELECT q.id AS n FROM person AS q WHERE q.id > p.id ORDER BY q.id NULLS FIRST LIMIT 1) AS x ON TRUE",
+        (
+            "SELECT p.id, x.n FROM dbo.person AS p OUTER APPLY (SELECT TOP 1 q.id "
+            "AS n FROM dbo.person AS q WHERE q.id > p.id ORDER BY q.id) AS x"
+        ),
+        (
+            "SELECT p.id, x.n FROM person AS p LEFT JOIN LATERAL (SELECT q.id AS n "
+            "FROM person AS q WHERE q.id > p.id ORDER BY q.id NULLS FIRST LIMIT 1) "
+            "AS x ON TRUE"
+        ),
         id="outer_apply_is_left_lateral",
     ),
     pytest.param(
@@ -65,27 +84,40 @@ VALIDATE = [
     ),
     pytest.param(
         "SELECT CAST(salary AS MONEY), CONVERT(money, '1.5') FROM dbo.person",
-        "SELECT CAST(salary AS DECIMAL(19, 4)), CAST('1.5' AS DECIMAL(19, 4)) FROM person",
+        ("SELECT CAST(salary AS DECIMAL(19, 4)), CAST('1.5' AS DECIMAL(19, 4)) FROM person"),
         id="money_is_decimal_19_4",
     ),
     pytest.param(
-        "CREATE TABLE dbo.t (id INT IDENTITY(1,1) NOT NULL PRIMARY KEY, flag BIT NOT NULL DEFAULT 0, price MONEY)",
-        "CREATE SEQUENCE t_id_seq START WITH 1 INCREMENT BY 1;\nCREATE TABLE t (id INT NOT NULL PRIMARY KEY DEFAULT NEXTVAL('t_id_seq'), flag BOOLEAN NOT NULL DEFAULT FALSE, price DECIMAL(19, 4))",
+        (
+            "CREATE TABLE dbo.t (id INT IDENTITY(1,1) NOT NULL PRIMARY KEY, flag "
+            "BIT NOT NULL DEFAULT 0, price MONEY)"
+        ),
+        (
+            "CREATE SEQUENCE t_id_seq START WITH 1 INCREMENT BY 1;\nCREATE TABLE t "
+            "(id INT NOT NULL PRIMARY KEY DEFAULT NEXTVAL('t_id_seq'), flag "
+            "BOOLEAN NOT NULL DEFAULT FALSE, price DECIMAL(19, 4))"
+        ),
         id="identity_and_bit_ddl",
     ),
     pytest.param(
-        "WITH c AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM c WHERE n < 3) SELECT n FROM c",
-        "WITH RECURSIVE c AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM c WHERE n < 3) SELECT n FROM c",
+        ("WITH c AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM c WHERE n < 3) SELECT n FROM c"),
+        (
+            "WITH RECURSIVE c AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM c "
+            "WHERE n < 3) SELECT n FROM c"
+        ),
         id="recursive_cte_gets_keyword",
     ),
     pytest.param(
         "SELECT id FROM dbo.person WHERE given = 'Ada ' AND family LIKE 'by%'",
-        "SELECT id FROM person WHERE LOWER(RTRIM(given, ' ')) = 'ada' AND family ILIKE 'by%'",
+        ("SELECT id FROM person WHERE LOWER(RTRIM(given, ' ')) = 'ada' AND family ILIKE 'by%'"),
         id="ci_trailing_space_compare_and_like",
     ),
     pytest.param(
-        "SELECT CONVERT(varchar(10), born, 112), LEN(given), ISNULL(given, 'x') FROM dbo.person",
-        "SELECT STRFTIME(CAST(born AS TIMESTAMP), '%Y%m%d'), LENGTH(RTRIM(given, ' ')), COALESCE(given, 'x') FROM person",
+        ("SELECT CONVERT(varchar(10), born, 112), LEN(given), ISNULL(given, 'x') FROM dbo.person"),
+        (
+            "SELECT STRFTIME(CAST(born AS TIMESTAMP), '%Y%m%d'), "
+            "LENGTH(RTRIM(given, ' ')), COALESCE(given, 'x') FROM person"
+        ),
         id="convert_style_len_isnull",
     ),
 ]

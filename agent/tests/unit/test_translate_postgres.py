@@ -55,7 +55,8 @@ def run_on_postgres(connection: object, case: Case) -> list[list[object]]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_translated_case_returns_sql_server_rows_on_postgres(pg_connection: object,
-                                                              case: Case) -> None:
+def test_translated_case_returns_sql_server_rows_on_postgres(
+    pg_connection: object, case: Case
+) -> None:
     got = run_on_postgres(pg_connection, case)
     assert same_rows(got, case.expected, case.as_set), (got, case.expected)

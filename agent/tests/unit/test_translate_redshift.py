@@ -40,17 +40,29 @@ VALIDATE = [
     ),
     pytest.param(
         "SELECT DATEDIFF(week, born, GETDATE()) FROM dbo.person",
-        'SELECT (((DATEDIFF(DAY, CAST("born" AS DATE), CAST(GETDATE() AS DATE)) + ((DATEDIFF(DAY, CAST(\'1899-12-31\' AS DATE), CAST("born" AS DATE)) % 7) + 7) % 7 - ((DATEDIFF(DAY, CAST(\'1899-12-31\' AS DATE), CAST(GETDATE() AS DATE)) % 7) + 7) % 7) / 7)) FROM "person"',
+        (
+            'SELECT (((DATEDIFF(DAY, CAST("born" AS DATE), CAST(GETDATE() AS '
+            "DATE)) + ((DATEDIFF(DAY, CAST('1899-12-31' AS DATE), CAST(\"born\" AS "
+            "DATE)) % 7) + 7) % 7 - ((DATEDIFF(DAY, CAST('1899-12-31' AS DATE), "
+            'CAST(GETDATE() AS DATE)) % 7) + 7) % 7) / 7)) FROM "person"'
+        ),
         id="datediff_week_counts_sundays",
     ),
     pytest.param(
         "SELECT TOP 3 WITH TIES id FROM dbo.person ORDER BY salary DESC",
-        'SELECT "id" FROM "person" QUALIFY RANK() OVER (ORDER BY "salary" DESC NULLS LAST) <= 3 ORDER BY "salary" DESC NULLS LAST',
+        (
+            'SELECT "id" FROM "person" QUALIFY RANK() OVER (ORDER BY "salary" DESC '
+            'NULLS LAST) <= 3 ORDER BY "salary" DESC NULLS LAST'
+        ),
         id="top_with_ties_ranks",
     ),
     pytest.param(
         "SELECT TOP 10 PERCENT id FROM dbo.person ORDER BY id",
-        'SELECT "id" FROM "person" QUALIFY ROW_NUMBER() OVER (ORDER BY "id" NULLS FIRST) <= CEIL(CAST(COUNT(*) OVER () * 10 AS DOUBLE PRECISION) / 100.0) ORDER BY "id" NULLS FIRST',
+        (
+            'SELECT "id" FROM "person" QUALIFY ROW_NUMBER() OVER (ORDER BY "id" '
+            "NULLS FIRST) <= CEIL(CAST(COUNT(*) OVER () * 10 AS DOUBLE PRECISION) "
+            '/ 100.0) ORDER BY "id" NULLS FIRST'
+        ),
         id="top_percent_counts_rows",
     ),
     pytest.param(
@@ -60,34 +72,53 @@ VALIDATE = [
     ),
     pytest.param(
         "SELECT CAST(salary AS MONEY), CONVERT(money, '1.5') FROM dbo.person",
-        'SELECT CAST("salary" AS DECIMAL(19, 4)), CAST(\'1.5\' AS DECIMAL(19, 4)) FROM "person"',
+        ('SELECT CAST("salary" AS DECIMAL(19, 4)), CAST(\'1.5\' AS DECIMAL(19, 4)) FROM "person"'),
         id="money_is_decimal_19_4",
     ),
     pytest.param(
-        "CREATE TABLE dbo.t (id INT IDENTITY(1,1) NOT NULL PRIMARY KEY, flag BIT NOT NULL DEFAULT 0, price MONEY)",
-        'CREATE TABLE "t" ("id" INTEGER IDENTITY(1, 1) NOT NULL PRIMARY KEY, "flag" BOOLEAN NOT NULL DEFAULT FALSE, "price" DECIMAL(19, 4))',
+        (
+            "CREATE TABLE dbo.t (id INT IDENTITY(1,1) NOT NULL PRIMARY KEY, flag "
+            "BIT NOT NULL DEFAULT 0, price MONEY)"
+        ),
+        (
+            'CREATE TABLE "t" ("id" INTEGER IDENTITY(1, 1) NOT NULL PRIMARY KEY, '
+            '"flag" BOOLEAN NOT NULL DEFAULT FALSE, "price" DECIMAL(19, 4))'
+        ),
         id="identity_and_bit_ddl",
     ),
     pytest.param(
-        "WITH c AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM c WHERE n < 3) SELECT n FROM c",
-        'WITH RECURSIVE "c" AS (SELECT 1 AS "n" UNION ALL SELECT "n" + 1 FROM "c" WHERE "n" < 3) SELECT "n" FROM "c"',
+        ("WITH c AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM c WHERE n < 3) SELECT n FROM c"),
+        (
+            'WITH RECURSIVE "c" AS (SELECT 1 AS "n" UNION ALL SELECT "n" + 1 FROM '
+            '"c" WHERE "n" < 3) SELECT "n" FROM "c"'
+        ),
         id="recursive_cte_gets_keyword",
     ),
     pytest.param(
         "SELECT id FROM dbo.person WHERE given = 'Ada ' AND family LIKE 'by%'",
-        'SELECT "id" FROM "person" WHERE LOWER(TRIM(TRAILING \' \' FROM "given")) = \'ada\' AND "family" ILIKE \'by%\'',
+        (
+            'SELECT "id" FROM "person" WHERE LOWER(TRIM(TRAILING \' \' FROM '
+            "\"given\")) = 'ada' AND \"family\" ILIKE 'by%'"
+        ),
         id="ci_trailing_space_compare_and_like",
     ),
     pytest.param(
-        "SELECT CONVERT(varchar(10), born, 112), LEN(given), ISNULL(given, 'x') FROM dbo.person",
-        'SELECT TO_CHAR(CAST("born" AS TIMESTAMP), \'YYYYMMDD\'), LENGTH(TRIM(TRAILING \' \' FROM "given")), COALESCE("given", \'x\') FROM "person"',
+        ("SELECT CONVERT(varchar(10), born, 112), LEN(given), ISNULL(given, 'x') FROM dbo.person"),
+        (
+            "SELECT TO_CHAR(CAST(\"born\" AS TIMESTAMP), 'YYYYMMDD'), "
+            "LENGTH(TRIM(TRAILING ' ' FROM \"given\")), COALESCE(\"given\", 'x') FROM "
+            '"person"'
+        ),
         id="convert_style_len_isnull",
     ),
 ]
 
 UNTRANSLATABLE = [
     pytest.param(
-        "SELECT p.id, x.n FROM dbo.person AS p OUTER APPLY (SELECT TOP 1 q.id AS n FROM dbo.person AS q WHERE q.id > p.id ORDER BY q.id) AS x",
+        (
+            "SELECT p.id, x.n FROM dbo.person AS p OUTER APPLY (SELECT TOP 1 q.id "
+            "AS n FROM dbo.person AS q WHERE q.id > p.id ORDER BY q.id) AS x"
+        ),
         "OUTER APPLY needs a LATERAL join, which redshift lacks",
         id="outer_apply_is_left_lateral",
     ),

@@ -21,6 +21,7 @@ class SkipStatement(Exception):  # noqa: N818 - a signal, not an error
         super().__init__(reason)
         self.reason = reason
 
+
 #: ``resolve_table(schema, name)`` -> replacement text (for example dbt jinja) or None.
 ResolveTable = Callable[[str, str], "str | None"]
 

@@ -42,10 +42,13 @@ class Schema:
         schema = cls()
         for name, columns in (mapping or {}).items():
             db, _, table = name.rpartition(".")
-            schema.add((db.strip("[]\""), table.strip("[]\"")), {
-                col: exp.DataType.build(typ, dialect="tsql", udt=True)
-                for col, typ in columns.items()
-            })
+            schema.add(
+                (db.strip('[]"'), table.strip('[]"')),
+                {
+                    col: exp.DataType.build(typ, dialect="tsql", udt=True)
+                    for col, typ in columns.items()
+                },
+            )
         return schema
 
     def add(self, key: tuple[str, str], columns: dict[str, exp.DataType]) -> None:
@@ -68,6 +71,8 @@ class Schema:
     def identity(self, table: exp.Table) -> Identity | None:
         """Return the identity column of ``table``, if the script declared one."""
         db, name = table_key(table)
-        return self.identities.get((db, name)) or self.identities.get(("", name)) or (
-            self.identities.get(("dbo", name))
+        return (
+            self.identities.get((db, name))
+            or self.identities.get(("", name))
+            or (self.identities.get(("dbo", name)))
         )

@@ -19,18 +19,74 @@ INTS = {T.BIGINT, T.INT, T.SMALLINT, T.TINYINT, T.UTINYINT, T.BIT, T.BOOLEAN}
 TEMPORAL = {T.DATE, T.DATETIME, T.DATETIME2, T.SMALLDATETIME, T.TIMESTAMP, T.TIMESTAMPTZ, T.TIME}
 #: T-SQL data type precedence, highest first (docs: "Data type precedence (Transact-SQL)").
 _PRECEDENCE = [
-    T.TIMESTAMPTZ, T.DATETIME2, T.DATETIME, T.SMALLDATETIME, T.DATE, T.TIME, T.DOUBLE, T.FLOAT,
-    T.DECIMAL, T.MONEY, T.SMALLMONEY, T.BIGINT, T.INT, T.SMALLINT, T.UTINYINT, T.TINYINT, T.BIT,
-    T.BOOLEAN, T.UUID, T.TEXT, T.NVARCHAR, T.NCHAR, T.VARCHAR, T.CHAR, T.NAME,
+    T.TIMESTAMPTZ,
+    T.DATETIME2,
+    T.DATETIME,
+    T.SMALLDATETIME,
+    T.DATE,
+    T.TIME,
+    T.DOUBLE,
+    T.FLOAT,
+    T.DECIMAL,
+    T.MONEY,
+    T.SMALLMONEY,
+    T.BIGINT,
+    T.INT,
+    T.SMALLINT,
+    T.UTINYINT,
+    T.TINYINT,
+    T.BIT,
+    T.BOOLEAN,
+    T.UUID,
+    T.TEXT,
+    T.NVARCHAR,
+    T.NCHAR,
+    T.VARCHAR,
+    T.CHAR,
+    T.NAME,
 ]
 _STRING_FUNCS = (
-    exp.Upper, exp.Lower, exp.Trim, exp.Substring, exp.Left, exp.Right, exp.Replace, exp.Stuff,
-    exp.Repeat, exp.DPipe, exp.Concat, exp.TimeToStr, exp.Reverse, exp.Initcap,
+    exp.Upper,
+    exp.Lower,
+    exp.Trim,
+    exp.Substring,
+    exp.Left,
+    exp.Right,
+    exp.Replace,
+    exp.Stuff,
+    exp.Repeat,
+    exp.DPipe,
+    exp.Concat,
+    exp.TimeToStr,
+    exp.Reverse,
+    exp.Initcap,
 )
-_INT_FUNCS = (exp.Length, exp.StrPosition, exp.DateDiff, exp.Count, exp.IntDiv, exp.Extract,
-              exp.DayOfWeek, exp.Year, exp.Month, exp.Day)
-_SAME_AS_ARG = (exp.Sum, exp.Max, exp.Min, exp.Abs, exp.Round, exp.Paren, exp.Neg, exp.Ceil,
-                exp.Floor, exp.Coalesce, exp.Nullif, exp.AnyValue)
+_INT_FUNCS = (
+    exp.Length,
+    exp.StrPosition,
+    exp.DateDiff,
+    exp.Count,
+    exp.IntDiv,
+    exp.Extract,
+    exp.DayOfWeek,
+    exp.Year,
+    exp.Month,
+    exp.Day,
+)
+_SAME_AS_ARG = (
+    exp.Sum,
+    exp.Max,
+    exp.Min,
+    exp.Abs,
+    exp.Round,
+    exp.Paren,
+    exp.Neg,
+    exp.Ceil,
+    exp.Floor,
+    exp.Coalesce,
+    exp.Nullif,
+    exp.AnyValue,
+)
 
 
 def is_string(dt: exp.DataType | None) -> bool:
@@ -45,8 +101,9 @@ def is_int(dt: exp.DataType | None) -> bool:
 
 def is_numeric(dt: exp.DataType | None) -> bool:
     """Any number type."""
-    return dt is not None and (dt.this in INTS or dt.this in {
-        T.DECIMAL, T.MONEY, T.SMALLMONEY, T.FLOAT, T.DOUBLE})
+    return dt is not None and (
+        dt.this in INTS or dt.this in {T.DECIMAL, T.MONEY, T.SMALLMONEY, T.FLOAT, T.DOUBLE}
+    )
 
 
 def is_temporal(dt: exp.DataType | None) -> bool:
@@ -109,8 +166,9 @@ def infer(node: exp.Expression | None, schema: Schema, _depth: int = 0) -> exp.D
         branches = [i.args.get("true") for i in node.args.get("ifs", [])]
         return precedence(*(infer(b, schema, d) for b in [*branches, node.args.get("default")]))
     if isinstance(node, exp.If):
-        return precedence(infer(node.args.get("true"), schema, d),
-                          infer(node.args.get("false"), schema, d))
+        return precedence(
+            infer(node.args.get("true"), schema, d), infer(node.args.get("false"), schema, d)
+        )
     if isinstance(node, (exp.CurrentTimestamp, exp.Localtimestamp, exp.CurrentDatetime)):
         return exp.DataType.build("DATETIME", dialect="tsql")
     if isinstance(node, exp.DateAdd):
@@ -133,8 +191,9 @@ def _arith(node: exp.Binary, schema: Schema, d: int) -> exp.DataType | None:
     return precedence(left, right)
 
 
-def _projection_type(query: exp.Expression, index: int | str, schema: Schema,
-                     d: int) -> exp.DataType | None:
+def _projection_type(
+    query: exp.Expression, index: int | str, schema: Schema, d: int
+) -> exp.DataType | None:
     while isinstance(query, (exp.Union, exp.Except, exp.Intersect)):
         query = query.left
     if isinstance(query, exp.Subquery):
@@ -193,8 +252,11 @@ def _sources(select: exp.Select) -> list[exp.Expression]:
 
 def _flatten(source: exp.Expression) -> list[exp.Expression]:
     """``(a JOIN b ON ...)`` in FROM is an unaliased subquery around joined tables."""
-    if isinstance(source, exp.Subquery) and not source.alias and not isinstance(
-            source.this, exp.Query):
+    if (
+        isinstance(source, exp.Subquery)
+        and not source.alias
+        and not isinstance(source.this, exp.Query)
+    ):
         return _flatten(source.this)
     if isinstance(source, exp.Table) and source.args.get("joins"):
         bare = [source]
@@ -204,8 +266,9 @@ def _flatten(source: exp.Expression) -> list[exp.Expression]:
     return [source]
 
 
-def _from_sources(select: exp.Select, name: str, qualifier: str | None, schema: Schema,
-                  d: int) -> exp.DataType | None:
+def _from_sources(
+    select: exp.Select, name: str, qualifier: str | None, schema: Schema, d: int
+) -> exp.DataType | None:
     for source in _sources(select):
         alias = source.alias.lower() if source.alias else ""
         if isinstance(source, exp.Table):

@@ -27,10 +27,16 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare ``--from``, ``--to`` and ``FILE``."""
-    parser.add_argument("--from", dest="source", default="tsql", choices=["tsql"],
-                        help="source dialect (only tsql)")
-    parser.add_argument("--to", dest="target", required=True, choices=sorted(TARGETS),
-                        help="target dialect (sqlglot name)")
+    parser.add_argument(
+        "--from", dest="source", default="tsql", choices=["tsql"], help="source dialect (only tsql)"
+    )
+    parser.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        choices=sorted(TARGETS),
+        help="target dialect (sqlglot name)",
+    )
     parser.add_argument("file", help="T-SQL script (.sql or .sql.gz), or - for stdin")
 
 

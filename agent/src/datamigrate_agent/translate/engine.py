@@ -190,8 +190,8 @@ _VIEW_HEADER = re.compile(
 def _strip_view_header(sql: str) -> str:
     stripped = re.sub(r"^(\s*(--[^\n]*\n|/\*.*?\*/))*", "", sql, flags=re.DOTALL)
     match = _VIEW_HEADER.match(stripped)
-    if match and re.match(r"\s*(WITH\s+SCHEMABINDING\s*)?", stripped[match.end():]):
-        return stripped[match.end():].strip().rstrip(";")
+    if match and re.match(r"\s*(WITH\s+SCHEMABINDING\s*)?", stripped[match.end() :]):
+        return stripped[match.end() :].strip().rstrip(";")
     return sql.strip().rstrip(";")
 
 
@@ -220,19 +220,22 @@ def _kind(tree: exp.Expression) -> str:
     return "ddl" if isinstance(tree, (exp.Drop, exp.Alter)) else "other"
 
 
-def _translate_one(text: str, line: int, target: str, state: _Session,
-                   script: bool = True) -> TranslatedStatement:
+def _translate_one(
+    text: str, line: int, target: str, state: _Session, script: bool = True
+) -> TranslatedStatement:
     skipped = session.skip_reason(text)
     if skipped:
         return TranslatedStatement(text, line, kind="other", skipped=skipped)
     try:
         tree = _parse(session.rewrite_if_drop(text))
-        ctx = Context(get_target(target), state.options, state.schema, rowcount=state.rowcount,
-                      script=script)
+        ctx = Context(
+            get_target(target), state.options, state.schema, rowcount=state.rowcount, script=script
+        )
         handled = session.apply(tree, ctx, state)
         if handled is not None:
-            return TranslatedStatement(text, line, tuple(handled.statements), "set",
-                                       skipped=handled.skipped)
+            return TranslatedStatement(
+                text, line, tuple(handled.statements), "set", skipped=handled.skipped
+            )
         statements = _generate(_rewrite(tree, ctx), ctx)
         state.deferred.extend(ctx.deferred)
     except TranslationError as e:
@@ -250,8 +253,11 @@ def _rewrite(tree: exp.Expression, ctx: Context) -> exp.Expression:
 
 def _generate(tree: exp.Expression, ctx: Context) -> list[str]:
     try:
-        sql = tree.sql(dialect=ctx.dialect, unsupported_level=sqlglot.ErrorLevel.RAISE,
-                       identify=ctx.target.QUOTE_IDENTIFIERS)
+        sql = tree.sql(
+            dialect=ctx.dialect,
+            unsupported_level=sqlglot.ErrorLevel.RAISE,
+            identify=ctx.target.QUOTE_IDENTIFIERS,
+        )
     except SqlglotError as e:
         raise TranslationError(f"cannot write {ctx.dialect} SQL: {e}") from e
     for placeholder, text in ctx.placeholders.items():

@@ -23,9 +23,34 @@ _GO = re.compile(r"^[ \t]*GO(?:[ \t]+\d+)?[ \t]*(?:--[^\n]*)?$", re.IGNORECASE |
 
 #: Keywords that begin a statement (upper-case token text).
 _STARTERS = {
-    "SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "ALTER", "DROP", "TRUNCATE",
-    "SET", "DECLARE", "EXEC", "EXECUTE", "PRINT", "USE", "IF", "GRANT", "REVOKE", "DENY",
-    "BEGIN", "COMMIT", "ROLLBACK", "RETURN", "RAISERROR", "THROW", "WHILE", "DBCC", "CHECKPOINT",
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "MERGE",
+    "CREATE",
+    "ALTER",
+    "DROP",
+    "TRUNCATE",
+    "SET",
+    "DECLARE",
+    "EXEC",
+    "EXECUTE",
+    "PRINT",
+    "USE",
+    "IF",
+    "GRANT",
+    "REVOKE",
+    "DENY",
+    "BEGIN",
+    "COMMIT",
+    "ROLLBACK",
+    "RETURN",
+    "RAISERROR",
+    "THROW",
+    "WHILE",
+    "DBCC",
+    "CHECKPOINT",
 }
 #: A starter right after one of these continues the statement (``UNION SELECT``, ``AS SELECT``).
 _CONTINUERS = {"UNION", "ALL", "EXCEPT", "INTERSECT", "AS", "THEN", "ELSE", "FOR", "(", "DISTINCT"}
@@ -133,8 +158,12 @@ def _starts_new(state: _State, word: str, prev: str) -> bool:
         return False
     if state.first == "DECLARE" and prev == "CURSOR":
         return False
-    absorbs = {"INSERT": {"SELECT", "EXEC", "EXECUTE"}, "WITH": {"SELECT", "INSERT", "UPDATE",
-               "DELETE", "MERGE"}, "IF": _STARTERS, "WHILE": _STARTERS}
+    absorbs = {
+        "INSERT": {"SELECT", "EXEC", "EXECUTE"},
+        "WITH": {"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE"},
+        "IF": _STARTERS,
+        "WHILE": _STARTERS,
+    }
     if not state.absorbed and word in absorbs.get(state.first, set()):
         if state.first in {"WITH", "IF", "WHILE"}:
             # The statement goes on as the absorbed kind: WITH ... INSERT ... SELECT.

@@ -30,8 +30,9 @@ def normalise(node: exp.Expression, ctx: Context) -> exp.Expression:
     """``node`` as SQL Server compares it: trailing spaces off and, under CI, lower case."""
     if node.meta.get("dm_norm"):
         return node
-    if isinstance(node, (exp.Literal, exp.National)) and (node.is_string or
-                                                          isinstance(node, exp.National)):
+    if isinstance(node, (exp.Literal, exp.National)) and (
+        node.is_string or isinstance(node, exp.National)
+    ):
         text = node.name.rstrip(" ") if ctx.options.pad_space else node.name
         out: exp.Expression = lit(text.lower() if ctx.options.case_insensitive else text)
     else:
@@ -57,8 +58,11 @@ def _stringy(ctx: Context, *nodes: exp.Expression) -> bool:
 
 
 def _is_assignment(node: exp.Expression) -> bool:
-    return isinstance(node.parent, (exp.Update, exp.SetItem)) or node.arg_key == "expressions" \
+    return (
+        isinstance(node.parent, (exp.Update, exp.SetItem))
+        or node.arg_key == "expressions"
         and isinstance(node.parent, exp.Update)
+    )
 
 
 def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
@@ -87,8 +91,11 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
 
 def _temporal_literal(node: exp.Expression, other: exp.DataType | None) -> exp.Expression:
     """A date string compared with a date/time value, in ISO form (SQL Server reads mdy)."""
-    if is_temporal(other) and isinstance(node, (exp.Literal, exp.National)) and (
-            node.is_string or isinstance(node, exp.National)):
+    if (
+        is_temporal(other)
+        and isinstance(node, (exp.Literal, exp.National))
+        and (node.is_string or isinstance(node, exp.National))
+    ):
         iso = iso_datetime(node.name)
         if iso is not None:
             return exp.Cast(this=lit(iso), to=other.copy())
@@ -175,14 +182,12 @@ def _count_distinct(node: exp.Count, ctx: Context) -> None:
 
 def _group(select: exp.Select, ctx: Context) -> None:
     group = select.args.get("group")
-    if group is None and select.args.get("distinct") and not select.args["distinct"].args.get(
-            "on"):
+    if group is None and select.args.get("distinct") and not select.args["distinct"].args.get("on"):
         _distinct_to_group(select, ctx)
         return
     if group is None:
         return
-    keys = [k for k in group.expressions if isinstance(k, exp.Column)
-            and is_string(ctx.type_of(k))]
+    keys = [k for k in group.expressions if isinstance(k, exp.Column) and is_string(ctx.type_of(k))]
     for key in keys:
         _pick_spelling(select, key)
         key.replace(normalise(key.copy(), ctx))
@@ -231,9 +236,13 @@ def _wrap_occurrences(node: exp.Expression, key: exp.Column) -> None:
 
 def _order(select: exp.Select, ctx: Context) -> None:
     order = select.args.get("order")
-    if (order is None or not ctx.options.case_insensitive or select.args.get("group")
-            or select.args.get("distinct") or not isinstance(select.parent, (exp.Subquery,
-                                                                             type(None)))):
+    if (
+        order is None
+        or not ctx.options.case_insensitive
+        or select.args.get("group")
+        or select.args.get("distinct")
+        or not isinstance(select.parent, (exp.Subquery, type(None)))
+    ):
         return
     if any(i.find(exp.AggFunc) for i in select.expressions):
         return

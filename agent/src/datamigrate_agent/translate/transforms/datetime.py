@@ -47,8 +47,20 @@ _PARTS = {
     **dict.fromkeys(["NANOSECOND", "NS"], "nanosecond"),
     **dict.fromkeys(["ISO_WEEK", "ISOWK", "ISOWW", "WEEKISO"], "iso_week"),
 }
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"]
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 _DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
 #: The target of the transform call in progress (EXTRACT spellings and result type).
 _TARGET: ContextVar[Target] = ContextVar("target")
@@ -110,8 +122,12 @@ def _days(start: exp.Expression, end: exp.Expression, ctx: Context) -> exp.Expre
 def _dow(node: exp.Expression, ctx: Context) -> exp.Expression:
     """Day of week, Sunday = 0 (any Sunday-first numbering works in a difference)."""
     days = _days(exp.Cast(this=lit(_SUNDAY), to=tsql_type("DATE")), node, ctx)
-    return exp.Mod(this=exp.paren(exp.Add(this=exp.paren(exp.Mod(this=days, expression=num(7))),
-                                          expression=num(7))), expression=num(7))
+    return exp.Mod(
+        this=exp.paren(
+            exp.Add(this=exp.paren(exp.Mod(this=days, expression=num(7))), expression=num(7))
+        ),
+        expression=num(7),
+    )
 
 
 def _diff_field(part: str, start: exp.Expression, end: exp.Expression) -> exp.Expression:
@@ -141,19 +157,22 @@ def datediff(part: str, start: exp.Expression, end: exp.Expression, ctx: Context
         return _days(start, end, ctx)
     if part in {"week", "iso_week"}:
         shift = 6 if part == "iso_week" else 0
-        spread = exp.Sub(this=exp.Add(this=_days(start, end, ctx),
-                                      expression=_shifted_dow(start, shift, ctx)),
-                         expression=_shifted_dow(end, shift, ctx))
+        spread = exp.Sub(
+            this=exp.Add(this=_days(start, end, ctx), expression=_shifted_dow(start, shift, ctx)),
+            expression=_shifted_dow(end, shift, ctx),
+        )
         return exp.paren(int_divide(exp.paren(spread), num(7), ctx))
-    ladder = {"hour": ("day", 24, "hour"), "minute": ("hour", 60, "minute"),
-              "second": ("minute", 60, "second")}
+    ladder = {
+        "hour": ("day", 24, "hour"),
+        "minute": ("hour", 60, "minute"),
+        "second": ("minute", 60, "second"),
+    }
     if part in ladder:
         coarse, factor, fine = ladder[part]
         return _scaled(datediff(coarse, start, end, ctx), factor, _diff_field(fine, start, end))
     if part in {"millisecond", "microsecond"}:
         factor = 60_000 if part == "millisecond" else 60_000_000
-        return _scaled(datediff("minute", start, end, ctx), factor,
-                       _diff_field(part, start, end))
+        return _scaled(datediff("minute", start, end, ctx), factor, _diff_field(part, start, end))
     raise TranslationError(f"DATEDIFF({part}) has no portable translation")
 
 
@@ -168,8 +187,9 @@ def _weekday(node: exp.Expression, ctx: Context) -> exp.Expression:
     """DATEPART(weekday): 1 on the DATEFIRST day (7 = Sunday)."""
     offset = ctx.options.datefirst % 7
     dow = _dow(node, ctx)
-    shifted = exp.Mod(this=exp.paren(exp.Add(this=dow, expression=num(7 - offset))),
-                      expression=num(7))
+    shifted = exp.Mod(
+        this=exp.paren(exp.Add(this=dow, expression=num(7 - offset))), expression=num(7)
+    )
     return exp.Add(this=exp.paren(shifted), expression=num(1))
 
 
@@ -205,8 +225,10 @@ def datepart(part: str, node: exp.Expression, ctx: Context) -> exp.Expression:
 
 
 def _names(value: exp.Expression, names: list[str], first: int) -> exp.Expression:
-    ifs = [exp.If(this=exp.EQ(this=value.copy(), expression=num(i + first)), true=lit(n))
-           for i, n in enumerate(names)]
+    ifs = [
+        exp.If(this=exp.EQ(this=value.copy(), expression=num(i + first)), true=lit(n))
+        for i, n in enumerate(names)
+    ]
     return exp.Case(ifs=ifs)
 
 
@@ -229,8 +251,17 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
 
 
 def _transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
-    for node in bottom_up(tree, exp.DateDiff, exp.Extract, exp.TimeToStr, exp.CurrentTimestamp,
-                          exp.Anonymous, exp.Year, exp.Month, exp.Day):
+    for node in bottom_up(
+        tree,
+        exp.DateDiff,
+        exp.Extract,
+        exp.TimeToStr,
+        exp.CurrentTimestamp,
+        exp.Anonymous,
+        exp.Year,
+        exp.Month,
+        exp.Day,
+    ):
         new = _rewrite(node, ctx)
         if new is not node:
             if node is tree:

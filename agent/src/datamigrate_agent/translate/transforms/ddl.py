@@ -17,7 +17,9 @@ from datamigrate_agent.translate.transforms._util import lit
 __all__ = ["transform"]
 
 _KEY_CONSTRAINTS = (
-    exp.PrimaryKeyColumnConstraint, exp.UniqueColumnConstraint, exp.CheckColumnConstraint,
+    exp.PrimaryKeyColumnConstraint,
+    exp.UniqueColumnConstraint,
+    exp.CheckColumnConstraint,
     exp.Reference,
 )
 
@@ -33,7 +35,9 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
     coldefs = [c for c in body.expressions if isinstance(c, exp.ColumnDef)]
     _resolve_aliases(coldefs, ctx)
     _computed_types(coldefs, ctx)
-    ctx.schema.add(table_key(table), {c.name: c.args["kind"] for c in coldefs if c.args.get("kind")})
+    ctx.schema.add(
+        table_key(table), {c.name: c.args["kind"] for c in coldefs if c.args.get("kind")}
+    )
     for coldef in coldefs:
         _identity(coldef, table, ctx)
         _bit_default(coldef)
@@ -77,8 +81,9 @@ def _identity(coldef: exp.ColumnDef, table: exp.Table, ctx: Context) -> None:
     if style == "sequence":
         ctx.before.append(f"CREATE SEQUENCE {sequence} START WITH {seed} INCREMENT BY {step}")
         default = exp.func("nextval", lit(sequence))
-        coldef.append("constraints", exp.ColumnConstraint(
-            kind=exp.DefaultColumnConstraint(this=default)))
+        coldef.append(
+            "constraints", exp.ColumnConstraint(kind=exp.DefaultColumnConstraint(this=default))
+        )
 
 
 def _bit_default(coldef: exp.ColumnDef) -> None:

@@ -34,8 +34,7 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
         words = text.split()
         kind = {"PROC": "PROCEDURE"}.get(words[0].upper(), words[0].upper()) if words else ""
         rowcount = bool(re.search(r"\bSET\s+ROWCOUNT\b", text, re.I))
-    if kind in {"PROCEDURE", "FUNCTION", "TRIGGER"} and isinstance(tree, (exp.Create,
-                                                                          exp.Command)):
+    if kind in {"PROCEDURE", "FUNCTION", "TRIGGER"} and isinstance(tree, (exp.Create, exp.Command)):
         reason = "procedures, functions and triggers have no direct equivalent"
         if kind == "PROCEDURE":
             reason += "; the migrate step turns one-result-set procedures into models"
@@ -49,10 +48,14 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
                 "TOP on the statements it is meant to limit"
             )
     if isinstance(tree, (exp.Declare, exp.IfBlock, exp.WhileBlock)) or tree.find(exp.Parameter):
-        what = "IF/WHILE control flow" if isinstance(tree, (exp.IfBlock, exp.WhileBlock)) \
+        what = (
+            "IF/WHILE control flow"
+            if isinstance(tree, (exp.IfBlock, exp.WhileBlock))
             else "T-SQL variables (DECLARE, @name)"
-        raise TranslationError(f"{what} only exist inside SQL Server batches; no "
-                               f"{ctx.dialect} statement carries them")
+        )
+        raise TranslationError(
+            f"{what} only exist inside SQL Server batches; no {ctx.dialect} statement carries them"
+        )
     for node in tree.walk():
         if isinstance(node, exp.Anonymous):
             name = node.name.upper()

@@ -39,16 +39,22 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
     return tree
 
 
-def _implicit_columns(tree: exp.Insert, table: exp.Table, columns: dict[str, exp.DataType],
-                      identity: object, values: exp.Values) -> list[str]:
+def _implicit_columns(
+    tree: exp.Insert,
+    table: exp.Table,
+    columns: dict[str, exp.DataType],
+    identity: object,
+    values: exp.Values,
+) -> list[str]:
     """Without a column list SQL Server fills every column but the IDENTITY one."""
     names = list(columns)
     width = len(values.expressions[0].expressions) if values.expressions else 0
     skip = getattr(identity, "column", "").lower()
     if skip in names and width == len(names) - 1:
         names.remove(skip)
-        tree.set("this", exp.Schema(this=table.copy(),
-                                    expressions=[exp.to_identifier(n) for n in names]))
+        tree.set(
+            "this", exp.Schema(this=table.copy(), expressions=[exp.to_identifier(n) for n in names])
+        )
     return names
 
 
@@ -58,8 +64,9 @@ def _value(value: exp.Expression, dtype: exp.DataType | None, ctx: Context) -> N
     if dtype.this == exp.DType.BIT:
         value.replace(to_boolean(value))
     elif dtype.this in TEMPORAL and isinstance(value, (exp.Literal, exp.National)):
-        iso = iso_datetime(value.name) if value.is_string or isinstance(
-            value, exp.National) else None
+        iso = (
+            iso_datetime(value.name) if value.is_string or isinstance(value, exp.National) else None
+        )
         if iso is not None:
             value.replace(exp.Literal.string(iso))
     elif dtype.this in _BINARY and isinstance(value, exp.HexString):

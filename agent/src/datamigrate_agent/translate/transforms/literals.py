@@ -24,8 +24,12 @@ _LAYOUTS = [
     (re.compile(rf"^(\d{{4}})(\d{{2}})(\d{{2}}){_TIME}$"), "ymd"),
     (re.compile(rf"^(\d{{1,2}})[/.-](\d{{1,2}})[/.-](\d{{2,4}}){_TIME}$"), "mdy"),
 ]
-_MONTHS = {m: i + 1 for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+    )
+}
 _NAMED = re.compile(rf"^([A-Za-z]{{3}})[a-z]*\s+(\d{{1,2}}),?\s+(\d{{4}}){_TIME}$")
 
 

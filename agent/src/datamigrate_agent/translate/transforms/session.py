@@ -24,15 +24,23 @@ __all__ = ["Handled", "apply", "rewrite_if_drop", "skip_reason"]
 _SKIPS = [
     (re.compile(r"^\s*USE\b", re.I), "USE selects a database; the target connection decides"),
     (re.compile(r"^\s*PRINT\b", re.I), "PRINT only writes a message"),
-    (re.compile(r"^\s*(CREATE|ALTER|DROP)\s+DATABASE\b", re.I),
-     "database-level statement; the target connection decides the database"),
-    (re.compile(r"^\s*IF\s+.*\bDROP\s+DATABASE\b", re.I | re.S),
-     "database-level statement; the target connection decides the database"),
-    (re.compile(r"^\s*ALTER\s+TABLE\s+.+?\s(NOCHECK|CHECK)\s+CONSTRAINT\b", re.I | re.S),
-     "switches constraint checking, which only matters while loading data"),
+    (
+        re.compile(r"^\s*(CREATE|ALTER|DROP)\s+DATABASE\b", re.I),
+        "database-level statement; the target connection decides the database",
+    ),
+    (
+        re.compile(r"^\s*IF\s+.*\bDROP\s+DATABASE\b", re.I | re.S),
+        "database-level statement; the target connection decides the database",
+    ),
+    (
+        re.compile(r"^\s*ALTER\s+TABLE\s+.+?\s(NOCHECK|CHECK)\s+CONSTRAINT\b", re.I | re.S),
+        "switches constraint checking, which only matters while loading data",
+    ),
     (re.compile(r"^\s*UPDATE\s+STATISTICS\b", re.I), "refreshes optimizer statistics"),
-    (re.compile(r"^\s*(CHECKPOINT|DBCC|RAISERROR|WAITFOR)\b", re.I),
-     "server maintenance or messaging statement"),
+    (
+        re.compile(r"^\s*(CHECKPOINT|DBCC|RAISERROR|WAITFOR)\b", re.I),
+        "server maintenance or messaging statement",
+    ),
 ]
 _ADDTYPE = re.compile(
     r"^\s*EXEC(?:UTE)?\s+(?:\w+\.)*sp_addtype\s+(?:@typename\s*=\s*)?\[?'?(\w+)'?\]?\s*,\s*"
@@ -135,8 +143,7 @@ def _identity_insert(value: str, ctx: Context) -> list[str]:
         identity.generation += 1
         sequence = f"{identity.sequence}_{identity.generation}"
         return [
-            f"CREATE SEQUENCE {sequence} START WITH {next_value} INCREMENT BY "
-            f"{identity.increment}",
+            f"CREATE SEQUENCE {sequence} START WITH {next_value} INCREMENT BY {identity.increment}",
             f"ALTER TABLE {table_sql} ALTER COLUMN {column} SET DEFAULT nextval('{sequence}')",
         ]
     if ctx.dialect == "postgres":

@@ -32,8 +32,11 @@ def _text(node: exp.Expression, ctx: Context) -> exp.Expression:
     """``node`` as a string: drop sqlglot's own TEXT cast, cast numbers to VARCHAR."""
     if isinstance(node, exp.Cast) and node.to.this == exp.DType.TEXT and not node.meta.get("dm"):
         node = node.this
-    if is_string(ctx.type_of(node)) or isinstance(node, exp.National) or (
-            isinstance(node, exp.Literal) and node.is_string):
+    if (
+        is_string(ctx.type_of(node))
+        or isinstance(node, exp.National)
+        or (isinstance(node, exp.Literal) and node.is_string)
+    ):
         return node
     return exp.Cast(this=node, to=tsql_type("VARCHAR(8000)"))
 
@@ -77,8 +80,9 @@ def _charindex(node: exp.StrPosition, ctx: Context) -> exp.Expression:
     tail = exp.Substring(this=haystack, start=start.copy())
     found = exp.StrPosition(this=tail, substr=needle)
     shifted = exp.Sub(this=exp.Add(this=found.copy(), expression=start.copy()), expression=num(1))
-    return exp.Case(ifs=[exp.If(this=exp.EQ(this=found, expression=num(0)), true=num(0))],
-                    default=shifted)
+    return exp.Case(
+        ifs=[exp.If(this=exp.EQ(this=found, expression=num(0)), true=num(0))], default=shifted
+    )
 
 
 def _substring(node: exp.Substring, ctx: Context) -> exp.Expression:
@@ -96,11 +100,14 @@ def _substring(node: exp.Substring, ctx: Context) -> exp.Expression:
 def _stuff(node: exp.Stuff, ctx: Context) -> exp.Expression:
     text, start = _text(node.this, ctx), node.args["start"]
     length, insert = node.args["length"], node.args["expression"]
-    head = exp.Substring(this=text.copy(), start=num(1),
-                         length=exp.Sub(this=start.copy(), expression=num(1)))
+    head = exp.Substring(
+        this=text.copy(), start=num(1), length=exp.Sub(this=start.copy(), expression=num(1))
+    )
     tail = exp.Substring(this=text.copy(), start=exp.Add(this=start.copy(), expression=length))
-    body = exp.DPipe(this=exp.DPipe(this=head, expression=exp.Coalesce(
-        this=insert, expressions=[lit("")])), expression=tail)
+    body = exp.DPipe(
+        this=exp.DPipe(this=head, expression=exp.Coalesce(this=insert, expressions=[lit("")])),
+        expression=tail,
+    )
     outside = exp.or_(
         exp.LT(this=start.copy(), expression=num(1)),
         exp.GT(this=start.copy(), expression=exp.Length(this=text.copy())),

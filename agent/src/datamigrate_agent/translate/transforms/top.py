@@ -70,8 +70,9 @@ def _window_order(select: exp.Select) -> exp.Order | None:
     return out
 
 
-def _top(select: exp.Select, limit: exp.Limit, options: exp.Expression,
-         ctx: Context) -> exp.Expression:
+def _top(
+    select: exp.Select, limit: exp.Limit, options: exp.Expression, ctx: Context
+) -> exp.Expression:
     ties, percent = options.args.get("with_ties"), options.args.get("percent")
     order = _window_order(select)
     if ties and order is None:
@@ -92,8 +93,9 @@ def _bound(count: exp.Expression, n: exp.Expression) -> exp.Expression:
     return exp.Ceil(this=share)
 
 
-def _wrapped(select: exp.Select, rank: exp.Expression, count: exp.Expression | None,
-             n: exp.Expression) -> exp.Expression:
+def _wrapped(
+    select: exp.Select, rank: exp.Expression, count: exp.Expression | None, n: exp.Expression
+) -> exp.Expression:
     names = []
     for item in select.expressions:
         if isinstance(item, exp.Star) or (isinstance(item, exp.Column) and item.is_star):
@@ -107,6 +109,7 @@ def _wrapped(select: exp.Select, rank: exp.Expression, count: exp.Expression | N
         inner.append("expressions", exp.alias_(count, _COUNT))
         bound = _bound(exp.column(_COUNT), n)
     outer = exp.select(*[exp.column(name) for name in names]).from_(
-        exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("_dm_top"))))
+        exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("_dm_top")))
+    )
     outer = outer.where(exp.LTE(this=exp.column(_RANK), expression=bound))
     return outer.order_by(exp.column(_RANK))

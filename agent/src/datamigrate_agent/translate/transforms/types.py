@@ -16,8 +16,12 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
     for node in list(tree.find_all(exp.DataType)):
         if not isinstance(node.parent, (exp.ColumnDef, exp.Cast, exp.TryCast)):
             continue
-        if node.this == exp.DType.TEXT and node.parent.meta.get("dm") is None and isinstance(
-                node.parent, exp.Cast) and node.parent.args.get("_type") is not None:
+        if (
+            node.this == exp.DType.TEXT
+            and node.parent.meta.get("dm") is None
+            and isinstance(node.parent, exp.Cast)
+            and node.parent.args.get("_type") is not None
+        ):
             continue
         try:
             mapped = map_data_type(node, ctx.dialect, ctx.schema.aliases)
