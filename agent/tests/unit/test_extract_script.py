@@ -560,3 +560,15 @@ def test_script_encodings_are_detected(tmp_path: Path, encode: object) -> None:
     path = tmp_path / "s.sql"
     path.write_bytes(encode(text))  # type: ignore[operator]
     assert read_script(path).rows["dbo.t"] == [["München"]]
+
+
+def test_changes_after_inserts_are_reported_and_scratch_tables_ignored() -> None:
+    script = (
+        "CREATE TABLE t (a int)\nGO\n"
+        "INSERT t VALUES (1)\nINSERT #scratch VALUES (2)\nINSERT INTO @v VALUES (3)\n"
+        "UPDATE t SET a = 2\nUPDATE STATISTICS t\nDELETE FROM #scratch\n"
+    )
+    result = read_script_text(script, "t.sql")
+    assert result.rows["dbo.t"] == [[1]]
+    assert [(p.line, p.object) for p in result.document.problems] == [(6, "dbo.t")]
+    assert "UPDATE changes rows of dbo.t" in result.document.problems[0].error

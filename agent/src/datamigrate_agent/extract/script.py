@@ -221,7 +221,9 @@ class _ScriptReader:
                 return self._create_handler(cur, word2)
             return None
         if first.upper == "INSERT":
-            return self._insert
+            return None if _targets_temporary(cur) else self._insert
+        if first.upper in ("UPDATE", "DELETE", "TRUNCATE", "MERGE") and word2 != "STATISTICS":
+            return self._data_change
         if first.upper in ("EXEC", "EXECUTE"):
             return self._exec
         if first.upper == "SET" and word2 == "DATEFORMAT":
@@ -414,6 +416,23 @@ class _ScriptReader:
 
     # === data ===
 
+    def _data_change(self, cur: Cursor) -> None:
+        """UPDATE/DELETE/TRUNCATE/MERGE of a script table: its sample rows would differ."""
+        verb = cur.next().upper
+        if cur.accept_word("TOP"):
+            cur.group()
+            cur.accept_word("PERCENT")
+        cur.accept_word("FROM", "INTO", "TABLE")
+        tok = cur.peek()
+        if tok is None or tok.kind not in ("word", "qid"):
+            return
+        schema, name = _ddl.split_name(cur.name(), self.ctx.default_schema)
+        if f"{schema}.{name}".lower() in self.ctx.tables:
+            raise StatementError(
+                f"{verb} changes rows of {schema}.{name} after they were inserted; the sample "
+                "data keeps the inserted rows, not the result"
+            )
+
     def _insert(self, cur: Cursor) -> None:
         from datamigrate_agent.extract._inserts import read_insert
 
@@ -523,8 +542,8 @@ class _ScriptReader:
 def _object_named(cur: Cursor, default_schema: str) -> str | None:
     """``schema.name`` of the object a statement creates, alters or inserts into, if legible."""
     try:
-        if cur.accept_word("INSERT"):
-            cur.accept_word("INTO")
+        if cur.accept_word("INSERT", "UPDATE", "DELETE", "TRUNCATE", "MERGE"):
+            cur.accept_word("INTO", "FROM", "TABLE")
         else:
             cur.next()  # CREATE or ALTER
             if cur.accept_word("OR"):
@@ -540,6 +559,13 @@ def _object_named(cur: Cursor, default_schema: str) -> str | None:
     except StatementError:
         return None
     return f"{schema}.{name}"
+
+
+def _targets_temporary(cur: Cursor) -> bool:
+    """``INSERT [INTO] #temp`` or ``@table_variable``: scratch data, not the schema's."""
+    j = 2 if (second := cur.peek(1)) is not None and second.is_word("INTO") else 1
+    target = cur.peek(j)
+    return target is not None and (target.kind == "var" or target.value.startswith("#"))
 
 
 def _padded(rows: list[list[Any]], width: int) -> list[list[Any]]:
