@@ -11,7 +11,10 @@ preambles, ``exec sp_dboption``, ``raiserror``, ``CHECKPOINT``, ``SET IDENTITY_I
 ``ALTER TABLE ... NOCHECK CONSTRAINT ALL``, ``GRANT``) changes no metadata and is skipped.
 
 A recognised statement that cannot be read becomes a ``problems`` entry naming its batch, line
-and error; reading goes on with the next statement, so one bad batch loses nothing else.
+and error; reading goes on with the next statement, so one bad batch loses nothing else. So
+does an ``UPDATE``/``DELETE``/``TRUNCATE``/``MERGE`` of a script table: the sample rows keep
+what was inserted, and the problem says they may differ from what SQL Server would hold.
+``INSERT`` into ``#temp`` tables and table variables is scratch work and is skipped.
 Table DDL and INSERTs are read by this package's own parser (see ``_ddl``; sqlglot's T-SQL
 dialect fails on much of it and is too slow for thousands of INSERTs); sqlglot reads view
 queries for their dependencies.
