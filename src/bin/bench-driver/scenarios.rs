@@ -1,0 +1,376 @@
+//! The scenarios: starting the clients under test, sequential latency, bursts, memory
+//! samples and start-up times.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::Client;
+
+use crate::cluster;
+use crate::error::{Error, Result};
+use crate::http::{self, ReconcileMetric};
+use crate::procs::{self, Memory, Proc};
+use crate::results::{BurstSide, MemoryPoint, StartupPoint, Stats};
+use crate::tracker::{Need, Tracker};
+
+/// Bound on one Migration's wait in the latency scenario.
+const ONE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A latency run stops after this many timeouts in a row (the client is not working).
+const MAX_TIMEOUTS_IN_A_ROW: usize = 3;
+/// Bound on a start-up (spawn to ready).
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+/// Poll interval of `/healthz` and `/readyz` during start-up.
+const STARTUP_POLL: Duration = Duration::from_millis(1);
+/// Poll interval of `/metrics` while waiting for the operator to go quiet.
+const METRICS_POLL: Duration = Duration::from_millis(200);
+/// The reconcile counter must stay unchanged this long to count as quiet.
+const QUIET_FOR: Duration = Duration::from_secs(3);
+/// Bound on the wait for quiet.
+const QUIET_TIMEOUT: Duration = Duration::from_secs(600);
+/// Memory samples taken, one per this interval, after settling.
+const MEMORY_SAMPLE_EVERY: Duration = Duration::from_millis(200);
+
+/// What the scenarios share.
+pub struct Bench {
+    /// Client of the bench's own control plane.
+    pub client: Client,
+    /// Where process logs go.
+    pub log_dir: PathBuf,
+    /// The operator binary.
+    pub operator: PathBuf,
+    /// The operator's arguments; `{addr}` becomes its metrics address.
+    pub operator_args: Vec<String>,
+    /// The floor binary.
+    pub floor: PathBuf,
+    /// The floor's arguments.
+    pub floor_args: Vec<String>,
+    /// How to count reconciles on `/metrics`.
+    pub metric: ReconcileMetric,
+    /// Create requests in flight during bursts.
+    pub concurrency: usize,
+    /// Pause before taking a steady memory sample.
+    pub settle: Duration,
+    /// PIDs of kube-apiserver, etcd and kube-controller-manager, when known.
+    pub control_plane_pids: Vec<u32>,
+}
+
+/// The operator while it runs.
+pub struct Operator {
+    /// Its process.
+    pub proc: Proc,
+    /// Its `/metrics`, `/healthz` and `/readyz` address.
+    pub addr: SocketAddr,
+}
+
+impl Bench {
+    /// Starts the floor and waits until its watch is live.
+    pub async fn start_floor(&self, tag: &str) -> Result<Proc> {
+        let mut proc = Proc::spawn(
+            &format!("floor-{tag}"),
+            &self.floor,
+            &self.floor_args,
+            &self.log_dir,
+            true,
+        )?;
+        let stdout = proc.take_stdout().ok_or_else(|| Error::Invalid {
+            what: "the floor's stdout is not piped".into(),
+        })?;
+        let log = self.log_dir.join(format!("floor-{tag}.stdout.log"));
+        procs::wait_for_line(stdout, "ready", log, STARTUP_TIMEOUT).await?;
+        Ok(proc)
+    }
+
+    /// Starts the operator and measures spawn to `/healthz` 200 and to `/readyz` 200.
+    pub async fn start_operator(
+        &self,
+        tag: &str,
+        migrations: usize,
+    ) -> Result<(Operator, StartupPoint)> {
+        let addr = procs::free_loopback_addr()?;
+        let args: Vec<String> = self
+            .operator_args
+            .iter()
+            .map(|a| a.replace("{addr}", &addr.to_string()))
+            .collect();
+        let proc = Proc::spawn(
+            &format!("operator-{tag}"),
+            &self.operator,
+            &args,
+            &self.log_dir,
+            false,
+        )?;
+        let mut op = Operator { proc, addr };
+        match wait_healthy(&mut op).await {
+            Ok((healthz, readyz)) => {
+                let point = StartupPoint {
+                    migrations,
+                    healthz_ms: ms(healthz),
+                    readyz_ms: ms(readyz),
+                };
+                tracing::info!(
+                    tag,
+                    pid = op.proc.pid(),
+                    healthz_ms = point.healthz_ms,
+                    readyz_ms = point.readyz_ms,
+                    "Operator ready"
+                );
+                Ok((op, point))
+            }
+            Err(e) => {
+                let _ = op.proc.stop().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// CPU seconds of the control plane's processes (0 when none are known).
+    fn control_plane_cpu(&self) -> Option<f64> {
+        if self.control_plane_pids.is_empty() {
+            return None;
+        }
+        self.control_plane_pids
+            .iter()
+            .map(|&p| procs::read_cpu_seconds(p).ok())
+            .sum()
+    }
+
+    /// Creates `n` Migrations one after another, each once the previous one has what `need`
+    /// asks for; returns apply-to-Job and apply-to-status statistics.
+    pub async fn latency(&self, ns: &str, n: usize, need: Need) -> Result<(Stats, Option<Stats>)> {
+        cluster::prepare_namespace(&self.client, ns).await?;
+        let tracker = Tracker::start(&self.client, ns).await?;
+        let api = cluster::migrations(&self.client, ns);
+        let mut in_a_row = 0;
+        for i in 0..n {
+            let name = cluster::migration_name("lat", i);
+            cluster::create_migration(&api, &tracker, &name).await?;
+            if tracker.wait_one(&name, need, ONE_TIMEOUT).await {
+                in_a_row = 0;
+                continue;
+            }
+            in_a_row += 1;
+            tracing::warn!(%name, "Timed out waiting for the first job or status");
+            if in_a_row >= MAX_TIMEOUTS_IN_A_ROW {
+                return Err(Error::Timeout {
+                    what: format!("{in_a_row} migrations in a row in {ns}"),
+                    seconds: ONE_TIMEOUT.as_secs(),
+                });
+            }
+        }
+        let marks: Vec<_> = tracker
+            .snapshot()
+            .into_values()
+            .filter(|m| m.sent.is_some())
+            .collect();
+        let jobs: Vec<f64> = marks.iter().filter_map(|m| m.job_ms()).collect();
+        let job_stats = Stats::of(jobs.clone(), marks.len() - jobs.len());
+        let status_stats = (need == Need::JobAndStatus).then(|| {
+            let status: Vec<f64> = marks.iter().filter_map(|m| m.status_ms()).collect();
+            let missing = marks.len() - status.len();
+            Stats::of(status, missing)
+        });
+        Ok((job_stats, status_stats))
+    }
+
+    /// Creates the Migrations `range` of `ns` at once and measures until all have what `need`
+    /// asks for and the client has gone quiet.
+    pub async fn burst(&self, b: BurstRun<'_>) -> Result<BurstSide> {
+        let api = cluster::migrations(&self.client, b.ns);
+        let (cpu0, cp0) = (b.proc.cpu_seconds()?, self.control_plane_cpu());
+        let count0 = match b.operator_addr {
+            Some(addr) => reconciles(addr, &self.metric).await,
+            None => None,
+        };
+        let t0 = Instant::now();
+        let create =
+            cluster::create_many(&api, b.tracker, "burst", b.range.clone(), self.concurrency)
+                .await?;
+        let done = b.tracker.wait_all(b.need, b.timeout).await;
+        let quiet = match b.operator_addr {
+            Some(addr) => wait_quiet(addr, &self.metric).await,
+            None => {
+                tokio::time::sleep(QUIET_FOR).await;
+                None
+            }
+        };
+        let cpu_s = b.proc.cpu_seconds()? - cpu0;
+        let cp_s = self.control_plane_cpu().zip(cp0).map(|(a, b)| a - b);
+        let mut side = summarise(b.tracker, &b.range, t0, b.need);
+        side.create_s = create.as_secs_f64();
+        side.cpu_s = cpu_s;
+        side.cpu_ms_per_migration = cpu_s * 1e3 / side.n.max(1) as f64;
+        side.control_plane_cpu_s = cp_s;
+        if let (Some((c0, _)), Some((c1, names, last))) = (count0, quiet) {
+            let count = c1 - c0;
+            side.reconciles = Some(count);
+            side.reconciles_per_s = Some(count / last.saturating_duration_since(t0).as_secs_f64());
+            side.cpu_ms_per_reconcile = (count > 0.0).then(|| cpu_s * 1e3 / count);
+            side.reconcile_metric = names;
+        }
+        if !done {
+            return Err(Error::Timeout {
+                what: format!("all first jobs of the burst in {}", b.ns),
+                seconds: b.timeout.as_secs(),
+            });
+        }
+        Ok(side)
+    }
+
+    /// Waits for the operator to go quiet, then for `settle`, and samples its memory.
+    pub async fn operator_memory(
+        &self,
+        op: &Operator,
+        migrations: usize,
+        phase: &str,
+    ) -> Result<MemoryPoint> {
+        wait_quiet(op.addr, &self.metric).await;
+        self.memory_point(&op.proc, "operator", migrations, phase)
+            .await
+    }
+
+    /// Waits for `settle`, then samples resident memory a few times and keeps the last.
+    pub async fn memory_point(
+        &self,
+        proc: &Proc,
+        who: &str,
+        migrations: usize,
+        phase: &str,
+    ) -> Result<MemoryPoint> {
+        tokio::time::sleep(self.settle).await;
+        let mut last: Memory = proc.memory()?;
+        for _ in 0..5 {
+            tokio::time::sleep(MEMORY_SAMPLE_EVERY).await;
+            last = proc.memory()?;
+        }
+        Ok(MemoryPoint {
+            process: who.to_owned(),
+            migrations,
+            phase: phase.to_owned(),
+            steady_mb: crate::results::mb(last.rss),
+            peak_mb: crate::results::mb(last.hwm),
+        })
+    }
+}
+
+/// One burst: where, which Migrations, who is measured, what to wait for.
+pub struct BurstRun<'a> {
+    /// Namespace (prepared, tracked).
+    pub ns: &'a str,
+    /// The namespace's tracker.
+    pub tracker: &'a Arc<Tracker>,
+    /// Indexes of the Migrations to create.
+    pub range: std::ops::Range<usize>,
+    /// The client under test.
+    pub proc: &'a Proc,
+    /// The operator's metrics address (none for the floor).
+    pub operator_addr: Option<SocketAddr>,
+    /// What every Migration must reach.
+    pub need: Need,
+    /// Bound on the wait.
+    pub timeout: Duration,
+}
+
+/// Latency statistics and completion times of the burst's Migrations.
+fn summarise(
+    tracker: &Tracker,
+    range: &std::ops::Range<usize>,
+    t0: Instant,
+    need: Need,
+) -> BurstSide {
+    let names: HashSet<String> = range
+        .clone()
+        .map(|i| cluster::migration_name("burst", i))
+        .collect();
+    let marks: Vec<_> = tracker
+        .snapshot()
+        .into_iter()
+        .filter(|(name, _)| names.contains(name))
+        .map(|(_, m)| m)
+        .collect();
+    let jobs: Vec<f64> = marks.iter().filter_map(|m| m.job_ms()).collect();
+    let last = |pick: fn(&crate::tracker::Marks) -> Option<Instant>| {
+        marks
+            .iter()
+            .filter_map(pick)
+            .max()
+            .map(|t| t.saturating_duration_since(t0).as_secs_f64())
+    };
+    BurstSide {
+        n: marks.len(),
+        job: Stats::of(jobs.clone(), marks.len() - jobs.len()),
+        all_jobs_s: last(|m| m.job).unwrap_or_default(),
+        all_status_s: (need == Need::JobAndStatus)
+            .then(|| last(|m| m.status))
+            .flatten(),
+        ..BurstSide::default()
+    }
+}
+
+/// Polls `/healthz` and `/readyz` until both answer 200; returns the times since spawn.
+async fn wait_healthy(op: &mut Operator) -> Result<(Duration, Duration)> {
+    let (mut healthz, mut readyz) = (None, None);
+    while op.proc.started.elapsed() < STARTUP_TIMEOUT {
+        op.proc.ensure_running()?;
+        if healthz.is_none() && is_ok(op.addr, "/healthz").await {
+            healthz = Some(op.proc.started.elapsed());
+        }
+        if readyz.is_none() && is_ok(op.addr, "/readyz").await {
+            readyz = Some(op.proc.started.elapsed());
+        }
+        if let (Some(h), Some(r)) = (healthz, readyz) {
+            return Ok((h, r));
+        }
+        tokio::time::sleep(STARTUP_POLL).await;
+    }
+    Err(Error::Timeout {
+        what: "the operator's /healthz and /readyz".into(),
+        seconds: STARTUP_TIMEOUT.as_secs(),
+    })
+}
+
+async fn is_ok(addr: SocketAddr, path: &str) -> bool {
+    matches!(http::get(addr, path).await, Ok((200, _)))
+}
+
+/// The reconcile count on `/metrics` and the families summed.
+async fn reconciles(addr: SocketAddr, metric: &ReconcileMetric) -> Option<(f64, Vec<String>)> {
+    let (code, body) = http::get(addr, "/metrics").await.ok()?;
+    if code != 200 {
+        return None;
+    }
+    http::sum_counter(&body, metric)
+}
+
+/// Waits until the reconcile count stays unchanged for `QUIET_FOR`; returns the count, the
+/// families summed and when it last changed. Without the counter it just waits `QUIET_FOR`.
+async fn wait_quiet(
+    addr: SocketAddr,
+    metric: &ReconcileMetric,
+) -> Option<(f64, Vec<String>, Instant)> {
+    let start = Instant::now();
+    let mut last: Option<(f64, Vec<String>, Instant)> = None;
+    while start.elapsed() < QUIET_TIMEOUT {
+        let Some((count, names)) = reconciles(addr, metric).await else {
+            tokio::time::sleep(QUIET_FOR).await;
+            return None;
+        };
+        match &last {
+            Some((c, _, at)) if *c == count => {
+                if at.elapsed() >= QUIET_FOR {
+                    return last;
+                }
+            }
+            _ => last = Some((count, names, Instant::now())),
+        }
+        tokio::time::sleep(METRICS_POLL).await;
+    }
+    tracing::warn!("The operator never went quiet");
+    last
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
