@@ -1,17 +1,17 @@
 //! DataMigrate: the Migration operator, its CRD and its step builders.
 
+/// The controller: `Context`, `run`, `reconcile`, `error_policy`.
+pub mod controller;
 /// The `Migration` custom resource (spec and status types).
 pub mod crd;
-/// The controller: `Context`, `run`, `reconcile`, `error_policy`.
-// pub mod controller;
-/// Prometheus metrics.
-// pub mod metrics;
-/// Health, readiness and metrics HTTP server.
-// pub mod server;
 /// Leader election on a Lease.
-// pub mod leader;
+pub mod leader;
+/// Prometheus metrics.
+pub mod metrics;
+/// Health, readiness and metrics HTTP server.
+pub mod server;
 /// Logging setup.
-// pub mod telemetry;
+pub mod telemetry;
 
 #[cfg(test)]
 mod fixtures;
@@ -19,6 +19,8 @@ mod fixtures;
 pub mod job;
 /// `datamigrate run`: the steps as local processes, without a cluster.
 pub mod local;
+/// Reads Jobs, pods, the progress ConfigMap and referenced inputs.
+pub mod observe;
 /// Pure builders of the other objects a Migration owns (PVC, ConfigMap, RBAC).
 pub mod owned;
 /// What the run does next, from the observed Jobs.
@@ -49,19 +51,13 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
-    /// A referenced Secret does not exist (yet).
-    #[error("secret {name} not found")]
-    MissingSecret {
-        /// Secret name.
-        name: String,
-    },
-    /// A referenced Secret lacks a key.
-    #[error("secret {name} has no key {key}")]
-    MissingSecretKey {
-        /// Secret name.
-        name: String,
-        /// Missing key.
-        key: String,
+    /// A referenced Secret, Secret key, ConfigMap or ConfigMap key does not exist (yet).
+    #[error("{message}")]
+    MissingInput {
+        /// One of the `status::reason` constants (`SecretNotFound`, ...).
+        reason: &'static str,
+        /// What is missing, by name.
+        message: String,
     },
     /// Reading a referenced Secret failed.
     #[error("failed to get secret {name}")]
@@ -165,8 +161,7 @@ impl Error {
         match self {
             Self::InvalidSpec { .. } => "InvalidSpec",
             Self::ReadConfig { .. } => "ReadConfig",
-            Self::MissingSecret { .. } => "SecretNotFound",
-            Self::MissingSecretKey { .. } => "SecretKeyNotFound",
+            Self::MissingInput { reason, .. } => reason,
             Self::GetSecret { .. } => "GetSecret",
             Self::ApplyOwned { .. } => "ApplyOwned",
             Self::ListJobs { .. } => "ListJobs",
@@ -237,17 +232,16 @@ mod tests {
 
     #[test]
     fn missing_secret_is_transient_and_invalid_spec_permanent() {
-        assert!(!Error::MissingSecret { name: "s".into() }.is_permanent());
-        assert!(
-            Error::InvalidSpec {
-                message: "m".into()
-            }
-            .is_permanent()
-        );
-        assert_eq!(
-            Error::MissingSecret { name: "s".into() }.reason(),
-            "SecretNotFound"
-        );
+        let missing = Error::MissingInput {
+            reason: "SecretNotFound",
+            message: "m".into(),
+        };
+        assert!(!missing.is_permanent());
+        assert_eq!(missing.reason(), "SecretNotFound");
+        let invalid = Error::InvalidSpec {
+            message: "m".into(),
+        };
+        assert!(invalid.is_permanent());
     }
 
     #[test]

@@ -1,0 +1,732 @@
+//! The Migration controller: `Context`, `run`, `reconcile`, `error_policy`.
+//!
+//! Watches: Migrations (full objects), and the metadata only of the Jobs and ConfigMaps the
+//! operator labels and owns (a progress patch by the agent triggers a reconcile, which folds it
+//! into status). Referenced Secrets and the script ConfigMap are read by name in reconcile
+//! (see `observe.rs`), never watched.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use rand::Rng;
+use tracing::{debug, info, instrument, warn};
+
+use crate::crd::{Migration, MigrationPhase, MigrationStatus, StepPhase};
+use crate::job::{LABEL_MANAGED_BY, MANAGED_BY, WorkPodDefaults, build_job};
+use crate::metrics::Metrics;
+use crate::observe::{self, Reports};
+use crate::owned::{self, WorkspaceSettings};
+use crate::plan::{ANNOTATION_BUDGET_START, JobObservation, JobState, RetryPolicy, RunState};
+use crate::status::{self, InputsCheck, Observation, condition_type, reason};
+use crate::steps::{Step, steps_for};
+use crate::{Error, Result};
+
+/// The one field manager of everything the operator applies, status included.
+pub const FIELD_MANAGER: &str = "datamigrate-operator";
+/// Periodic requeue of a finished, stalled or suspended Migration (recomputes `secretsHash`).
+pub const REQUEUE_IDLE: Duration = Duration::from_secs(300);
+/// Requeue while a step runs (Job and progress watches trigger sooner).
+pub const REQUEUE_RUNNING: Duration = Duration::from_secs(30);
+
+/// Per-object backoff of failed reconciles: exponential with jitter, capped, reset on success.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorBackoff {
+    /// First delay.
+    pub base: Duration,
+    /// Longest delay.
+    pub cap: Duration,
+}
+
+impl Default for ErrorBackoff {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(300),
+        }
+    }
+}
+
+impl ErrorBackoff {
+    /// Delay after `failures` consecutive failures, scaled by `jitter` (0.8 to 1.2).
+    #[must_use]
+    pub fn delay(&self, failures: u32, jitter: f64) -> Duration {
+        let exp = failures.saturating_sub(1).min(20);
+        let raw = self.base.saturating_mul(1 << exp).min(self.cap);
+        raw.mul_f64(jitter.clamp(0.5, 1.5)).min(self.cap)
+    }
+}
+
+/// Controller settings, from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// Namespaces to watch; empty watches all.
+    pub namespaces: Vec<String>,
+    /// Defaults of every step Job (the chart's work pod defaults).
+    pub work_pod_defaults: WorkPodDefaults,
+    /// Workspace PVC size and class.
+    pub workspace: WorkspaceSettings,
+    /// Step retry policy.
+    pub retry: RetryPolicy,
+    /// Reconcile error backoff.
+    pub error_backoff: ErrorBackoff,
+}
+
+/// State shared by every reconcile.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Settings.
+    pub config: Config,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context for `client`.
+    #[must_use]
+    pub fn new(client: Client, config: Config, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        let recorder = Recorder::new(client.clone(), reporter);
+        Self {
+            client,
+            recorder,
+            metrics,
+            config,
+            failures: Mutex::default(),
+        }
+    }
+
+    fn bump_failures(&self, key: &str) -> u32 {
+        let Ok(mut map) = self.failures.lock() else {
+            return 1;
+        };
+        let n = map.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    fn reset_failures(&self, key: &str) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.remove(key);
+        }
+    }
+}
+
+fn object_key(mig: &Migration) -> String {
+    format!("{}/{}", mig.namespace().unwrap_or_default(), mig.name_any())
+}
+
+/// A future that resolves when the process should stop.
+pub type ShutdownSignal =
+    std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync + 'static>>;
+
+/// Runs the controller until `shutdown` resolves; `synced` counts the watch caches that have
+/// finished their first list (ready when it equals the number of watched scopes).
+pub async fn run(
+    ctx: Arc<Context>,
+    synced: Arc<AtomicUsize>,
+    shutdown: impl Fn() -> ShutdownSignal,
+) {
+    let scopes: Vec<Option<String>> = if ctx.config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        ctx.config.namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut stores = Vec::new();
+    let mut runs = Vec::new();
+    for scope in scopes {
+        let controller =
+            controller_for(&ctx.client, scope.as_deref()).graceful_shutdown_on(shutdown());
+        let store = controller.store();
+        stores.push(store.clone());
+        let synced = synced.clone();
+        tokio::spawn(async move {
+            if store.wait_until_ready().await.is_ok() {
+                synced.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        runs.push(
+            controller
+                .run(reconcile, error_policy, ctx.clone())
+                .for_each(log_result),
+        );
+    }
+    let gauge = tokio::spawn(update_phase_gauge(stores, ctx.metrics.clone()));
+    futures::future::join_all(runs).await;
+    gauge.abort();
+}
+
+fn controller_for(client: &Client, namespace: Option<&str>) -> Controller<Migration> {
+    let (migs, jobs, cms): (Api<Migration>, Api<Job>, Api<ConfigMap>) = match namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
+    };
+    let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
+    // `owns` watches metadata only (kube 5 uses a metadata watcher), so Job specs and progress
+    // payloads are never cached.
+    Controller::new(migs, watcher::Config::default().any_semantic())
+        .owns(jobs, managed.clone())
+        .owns(cms, managed)
+}
+
+async fn log_result<E: std::error::Error + 'static>(
+    result: Result<(kube::runtime::reflector::ObjectRef<Migration>, Action), E>,
+) {
+    match result {
+        Ok((obj, action)) => debug!(object = %obj, ?action, "Reconciled"),
+        Err(e) => debug!(error = &e as &dyn std::error::Error, "Reconcile failed"),
+    }
+}
+
+async fn update_phase_gauge(stores: Vec<Store<Migration>>, metrics: Arc<Metrics>) {
+    loop {
+        let mut counts: HashMap<MigrationPhase, i64> = HashMap::new();
+        for mig in stores.iter().flat_map(Store::state) {
+            let phase = mig
+                .status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .unwrap_or(MigrationPhase::Pending);
+            *counts.entry(phase).or_insert(0) += 1;
+        }
+        let counts: Vec<_> = counts.into_iter().collect();
+        metrics.set_phases(&counts);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// Reconciles one Migration: the fixed script in [`reconcile_steps`], plus metrics, backoff
+/// reset and the report of permanent errors.
+///
+/// # Errors
+/// Whatever a step of the script returns; see [`error_policy`].
+#[instrument(skip_all, fields(generation = mig.metadata.generation))]
+pub async fn reconcile(mig: Arc<Migration>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let result = reconcile_steps(&mig, &ctx).await;
+    ctx.metrics.observe_reconcile(started.elapsed());
+    match &result {
+        Ok(_) => ctx.reset_failures(&object_key(&mig)),
+        Err(e) => {
+            ctx.metrics.observe_failure(e.reason());
+            if e.is_permanent() {
+                report_permanent(&mig, &ctx, e).await;
+            }
+        }
+    }
+    result
+}
+
+async fn reconcile_steps(mig: &Migration, ctx: &Context) -> Result<Action> {
+    let now = now();
+    // Ensure the workspace, the progress ConfigMap and its RBAC exist
+    ensure_owned(mig, ctx).await?;
+
+    // Observe the step Jobs and decide the next move
+    let mut jobs = observe::observe_jobs(&ctx.client, mig).await?;
+    let retry = status::retry_requested(mig);
+    let mut run = crate::plan::next_move(
+        &steps_for(mig),
+        &jobs,
+        mig.status.as_ref(),
+        retry,
+        &ctx.config.retry,
+        &now,
+    );
+
+    // Check the referenced Secrets (and the script ConfigMap before extract starts)
+    let before_extract = matches!(
+        run,
+        RunState::Create {
+            step: Step::Extract,
+            ..
+        }
+    );
+    let inputs = observe::check_inputs(&ctx.client, mig, before_extract).await?;
+
+    // Explain a failed step with its pod's termination message
+    explain_failure(mig, ctx, &mut run, &mut jobs).await?;
+
+    // Create the next Job, or suspend/resume the running one
+    act(mig, ctx, &mut run, &mut jobs, &inputs).await?;
+
+    // Fold the agent's reports and write the status
+    let reports = observe::read_reports(&ctx.client, mig).await?;
+    let obs = observation(jobs, reports, inputs, run);
+    write_status(mig, ctx, &status::desired_status(mig, &obs, &now)).await?;
+
+    // Requeue according to the run state
+    next_action(mig, &obs)
+}
+
+fn observation(
+    jobs: Vec<JobObservation>,
+    r: Reports,
+    inputs: InputsCheck,
+    run: RunState,
+) -> Observation {
+    Observation {
+        jobs,
+        progress: r.progress,
+        summary: r.summary,
+        publish: r.publish,
+        inputs,
+        run,
+    }
+}
+
+#[instrument(skip_all)]
+async fn ensure_owned(mig: &Migration, ctx: &Context) -> Result<()> {
+    let ns = observe::namespace(mig);
+    let client = &ctx.client;
+    let pvc = owned::workspace_pvc(mig, &ctx.config.workspace)?;
+    create_if_missing(
+        Api::namespaced(client.clone(), &ns),
+        &pvc,
+        "PersistentVolumeClaim",
+    )
+    .await?;
+    apply(
+        Api::namespaced(client.clone(), &ns),
+        &owned::progress_configmap(mig)?,
+        "ConfigMap",
+    )
+    .await?;
+    let sa = owned::agent_service_account(mig)?;
+    apply(Api::namespaced(client.clone(), &ns), &sa, "ServiceAccount").await?;
+    apply(
+        Api::namespaced(client.clone(), &ns),
+        &owned::progress_role(mig)?,
+        "Role",
+    )
+    .await?;
+    let binding = owned::progress_role_binding(mig)?;
+    apply(
+        Api::namespaced(client.clone(), &ns),
+        &binding,
+        "RoleBinding",
+    )
+    .await
+}
+
+/// Creates `obj` unless it exists (a PVC's spec is immutable, so it is never re-applied).
+async fn create_if_missing<K>(api: Api<K>, obj: &K, kind: &'static str) -> Result<()>
+where
+    K: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.create(&PostParams::default(), obj).await {
+        Ok(_) => {
+            info!(kind, name = %obj.name_any(), "Created owned object");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(source) => Err(Error::ApplyOwned {
+            kind,
+            name: obj.name_any(),
+            source,
+        }),
+    }
+}
+
+async fn apply<K>(api: Api<K>, obj: &K, kind: &'static str) -> Result<()>
+where
+    K: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let mut value =
+        serde_json::to_value(obj).map_err(|source| Error::Serialize { what: kind, source })?;
+    value["apiVersion"] = K::api_version(&K::DynamicType::default()).into();
+    value["kind"] = K::kind(&K::DynamicType::default()).into();
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&obj.name_any(), &params, &Patch::Apply(value))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::ApplyOwned {
+            kind,
+            name: obj.name_any(),
+            source,
+        })
+}
+
+/// Puts the failed pod's termination message on the Job that stalled or backs off (read once:
+/// the previous status keeps it for the same Job).
+async fn explain_failure(
+    mig: &Migration,
+    ctx: &Context,
+    run: &mut RunState,
+    jobs: &mut [JobObservation],
+) -> Result<()> {
+    let (RunState::Backoff { job, .. } | RunState::Stalled { job, .. }) = run else {
+        return Ok(());
+    };
+    let known =
+        mig.status.iter().flat_map(|s| &s.steps).find(|s| {
+            s.job_name.as_deref() == Some(job.name.as_str()) && s.phase == StepPhase::Failed
+        });
+    let message = match known.and_then(|s| s.message.clone()) {
+        Some(message) => Some(message),
+        None => {
+            observe::termination_message(&ctx.client, &observe::namespace(mig), &job.name).await?
+        }
+    };
+    if let Some(message) = message {
+        job.message = Some(message.clone());
+        if let Some(j) = jobs.iter_mut().find(|j| j.name == job.name) {
+            j.message = Some(message);
+        }
+    }
+    Ok(())
+}
+
+async fn act(
+    mig: &Migration,
+    ctx: &Context,
+    run: &mut RunState,
+    jobs: &mut Vec<JobObservation>,
+    inputs: &InputsCheck,
+) -> Result<()> {
+    match run.clone() {
+        RunState::Create {
+            step,
+            attempt,
+            budget_start,
+        } => {
+            if mig.spec.suspend || matches!(inputs, InputsCheck::Missing { .. }) {
+                return Ok(());
+            }
+            let job = create_job(mig, ctx, step, attempt, budget_start).await?;
+            jobs.push(job.clone());
+            *run = RunState::Running { job };
+        }
+        RunState::Running { job } if job.suspend != mig.spec.suspend => {
+            set_job_suspend(mig, ctx, &job.name, mig.spec.suspend).await?;
+            let state = if mig.spec.suspend {
+                JobState::Suspended
+            } else {
+                JobState::Running
+            };
+            let updated = JobObservation {
+                suspend: mig.spec.suspend,
+                state,
+                ..job
+            };
+            if let Some(j) = jobs.iter_mut().find(|j| j.name == updated.name) {
+                *j = updated.clone();
+            }
+            *run = RunState::Running { job: updated };
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[instrument(skip_all, fields(step = step.as_str(), attempt))]
+async fn create_job(
+    mig: &Migration,
+    ctx: &Context,
+    step: Step,
+    attempt: i32,
+    budget_start: i32,
+) -> Result<JobObservation> {
+    let mut job = build_job(mig, step, attempt, &ctx.config.work_pod_defaults)?;
+    job.metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(ANNOTATION_BUDGET_START.into(), budget_start.to_string());
+    let name = job.name_any();
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &observe::namespace(mig));
+    match api
+        .create(
+            &PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            },
+            &job,
+        )
+        .await
+    {
+        Ok(_) => {
+            info!(job = %name, "Created step job");
+            ctx.metrics.observe_job_created(step.as_str());
+            let note = format!(
+                "Created Job {name} for step {} (attempt {attempt})",
+                step.as_str()
+            );
+            publish(
+                mig,
+                ctx,
+                EventType::Normal,
+                reason::STEP_RUNNING,
+                "CreateJob",
+                note,
+            )
+            .await;
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => debug!(job = %name, "Job already exists"),
+        Err(source) => return Err(Error::CreateJob { name, source }),
+    }
+    Ok(JobObservation {
+        name,
+        step,
+        attempt,
+        budget_start,
+        state: JobState::Running,
+        suspend: mig.spec.suspend,
+        start_time: None,
+        finish_time: None,
+        message: None,
+    })
+}
+
+async fn set_job_suspend(mig: &Migration, ctx: &Context, name: &str, suspend: bool) -> Result<()> {
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &observe::namespace(mig));
+    let patch = serde_json::json!({"spec": {"suspend": suspend}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(|source| Error::PatchJob {
+            name: name.into(),
+            source,
+        })?;
+    info!(job = %name, suspend, "Set job suspend");
+    Ok(())
+}
+
+/// Applies `desired` on `/status` unless it equals the current status, then publishes an Event
+/// if the phase or the Ready reason moved, and records finished steps' durations.
+async fn write_status(mig: &Migration, ctx: &Context, desired: &MigrationStatus) -> Result<()> {
+    let prev = mig.status.clone().unwrap_or_default();
+    if &prev == desired {
+        debug!("Status unchanged");
+        return Ok(());
+    }
+    patch_status(mig, ctx, desired).await?;
+    record_finished_steps(ctx, &prev, desired);
+    if let Some((why, note)) = status::transition(&prev, desired) {
+        info!(phase = ?desired.phase, reason = %why, "Migration moved");
+        publish(mig, ctx, event_type(&why), leak(&why), "UpdateStatus", note).await;
+    }
+    Ok(())
+}
+
+async fn patch_status(mig: &Migration, ctx: &Context, status: &MigrationStatus) -> Result<()> {
+    let api: Api<Migration> = Api::namespaced(ctx.client.clone(), &observe::namespace(mig));
+    let body = serde_json::json!({
+        "apiVersion": Migration::api_version(&()),
+        "kind": Migration::kind(&()),
+        "status": status,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(&mig.name_any(), &params, &Patch::Apply(body))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::PatchStatus { source })
+}
+
+fn record_finished_steps(ctx: &Context, prev: &MigrationStatus, next: &MigrationStatus) {
+    for step in &next.steps {
+        let finished = matches!(step.phase, StepPhase::Succeeded | StepPhase::Failed);
+        let was = prev.steps.iter().find(|s| s.name == step.name);
+        let new = was.is_none_or(|w| w.phase != step.phase || w.job_name != step.job_name);
+        if let (true, true, Some(start), Some(end)) =
+            (finished, new, &step.start_time, &step.completion_time)
+        {
+            let took = crate::plan::elapsed(start, end);
+            ctx.metrics
+                .observe_step(&step.name, step.phase == StepPhase::Succeeded, took);
+        }
+    }
+}
+
+fn event_type(why: &str) -> EventType {
+    let warnings = [
+        reason::STEP_FAILED,
+        reason::RETRIES_EXHAUSTED,
+        reason::STEP_BACKOFF,
+        reason::SECRET_NOT_FOUND,
+        reason::SECRET_KEY_NOT_FOUND,
+        reason::CONFIGMAP_NOT_FOUND,
+        reason::CONFIGMAP_KEY_NOT_FOUND,
+        reason::INVALID_SPEC,
+    ];
+    if warnings.contains(&why) {
+        EventType::Warning
+    } else {
+        EventType::Normal
+    }
+}
+
+/// Reasons are one of the `reason` constants; match back to the static one.
+fn leak(why: &str) -> &'static str {
+    [
+        reason::SUCCEEDED,
+        reason::STEP_RUNNING,
+        reason::STEP_STARTING,
+        reason::STEP_BACKOFF,
+        reason::STEP_FAILED,
+        reason::RETRIES_EXHAUSTED,
+        reason::SUSPENDED,
+        reason::SECRET_NOT_FOUND,
+        reason::SECRET_KEY_NOT_FOUND,
+        reason::CONFIGMAP_NOT_FOUND,
+        reason::CONFIGMAP_KEY_NOT_FOUND,
+        reason::INVALID_SPEC,
+    ]
+    .into_iter()
+    .find(|r| *r == why)
+    .unwrap_or("StatusChanged")
+}
+
+async fn publish(
+    mig: &Migration,
+    ctx: &Context,
+    type_: EventType,
+    why: &'static str,
+    action: &'static str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: why.into(),
+        note: Some(crate::truncate(&note, 1024)),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &mig.object_ref(&())).await {
+        warn!(
+            error = &e as &dyn std::error::Error,
+            "Failed to publish event"
+        );
+    }
+}
+
+/// Marks the Migration Stalled with the error's reason and a Warning Event (once per reason).
+async fn report_permanent(mig: &Migration, ctx: &Context, err: &Error) {
+    let prev = mig.status.clone().unwrap_or_default();
+    let already = status::find_condition(&prev, condition_type::STALLED)
+        .is_some_and(|c| c.status == "True" && c.reason == err.reason());
+    if already {
+        return;
+    }
+    let mut next = prev.clone();
+    let (now, generation, message) = (now(), mig.metadata.generation, err.chain(1024));
+    for (t, value) in [
+        (condition_type::READY, false),
+        (condition_type::RECONCILING, false),
+        (condition_type::STALLED, true),
+    ] {
+        let c = status::condition(t, value, err.reason(), &message, generation, &now);
+        status::set_condition(&mut next.conditions, c);
+    }
+    next.observed_generation = generation;
+    next.phase = Some(MigrationPhase::Failed);
+    next.message = Some(crate::truncate(&message, 512));
+    if let Err(e) = patch_status(mig, ctx, &next).await {
+        warn!(
+            error = &e as &dyn std::error::Error,
+            "Failed to report a permanent error"
+        );
+    }
+    warn!(error = err as &dyn std::error::Error, "Migration stalled");
+    publish(
+        mig,
+        ctx,
+        EventType::Warning,
+        err.reason(),
+        "Reconcile",
+        message,
+    )
+    .await;
+}
+
+fn next_action(mig: &Migration, obs: &Observation) -> Result<Action> {
+    if let (RunState::Create { .. }, InputsCheck::Missing { reason, message }) =
+        (&obs.run, &obs.inputs)
+    {
+        return Err(Error::MissingInput {
+            reason,
+            message: message.clone(),
+        });
+    }
+    Ok(match &obs.run {
+        _ if mig.spec.suspend => Action::requeue(REQUEUE_IDLE),
+        RunState::Done | RunState::Stalled { .. } => Action::requeue(REQUEUE_IDLE),
+        RunState::Backoff { wait, .. } => Action::requeue(*wait + Duration::from_millis(200)),
+        RunState::Running { .. } | RunState::Create { .. } => Action::requeue(REQUEUE_RUNNING),
+    })
+}
+
+/// Requeue after a failed reconcile: capped exponential backoff with jitter per object for
+/// transient errors; the cap for permanent ones (they wait for a change, which triggers a
+/// reconcile at once, but are never dropped for good).
+pub fn error_policy(mig: Arc<Migration>, err: &Error, ctx: Arc<Context>) -> Action {
+    let backoff = ctx.config.error_backoff;
+    if err.is_permanent() {
+        return Action::requeue(backoff.cap);
+    }
+    let failures = ctx.bump_failures(&object_key(&mig));
+    let delay = backoff.delay(failures, rand::rng().random_range(0.8..1.2));
+    warn!(
+        error = err as &dyn std::error::Error,
+        reason = err.reason(),
+        failures,
+        retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+        "Reconcile failed, will retry"
+    );
+    Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_backoff_doubles_with_jitter_and_stops_at_the_cap() {
+        let b = ErrorBackoff {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+        };
+        assert_eq!(b.delay(1, 1.0), Duration::from_secs(1));
+        assert_eq!(b.delay(4, 1.0), Duration::from_secs(8));
+        assert_eq!(b.delay(4, 1.2), Duration::from_millis(9600));
+        assert_eq!(b.delay(30, 1.2), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn only_failures_and_missing_inputs_are_warnings() {
+        assert_eq!(event_type(reason::SECRET_NOT_FOUND), EventType::Warning);
+        assert_eq!(event_type(reason::RETRIES_EXHAUSTED), EventType::Warning);
+        assert_eq!(event_type(reason::SUCCEEDED), EventType::Normal);
+        assert_eq!(leak("Succeeded"), reason::SUCCEEDED);
+        assert_eq!(leak("Other"), "StatusChanged");
+    }
+}
