@@ -48,7 +48,7 @@ ROWS = [
         {"postgres": "TEXT", "redshift": "VARCHAR(65535)", "snowflake": "VARCHAR"},
     ),
     (("varchar(max)", None, None, None), {"postgres": "TEXT"}),
-    (("char", 5, None, None), {"postgres": "CHAR(5)", "duckdb": "VARCHAR"}),
+    (("char", 5, None, None), {"postgres": "VARCHAR(5)", "duckdb": "VARCHAR"}),
     (("tinyint", None, 3, 0), {"duckdb": "UTINYINT", "postgres": "SMALLINT", "bigquery": "INT64"}),
     (("decimal", None, 38, 12), {"bigquery": "BIGNUMERIC(38,12)", "postgres": "DECIMAL(38,12)"}),
     (("numeric", None, None, None), {"duckdb": "DECIMAL(18,0)"}),

@@ -21,7 +21,7 @@ from datamigrate_agent.translate._schema import Schema
 from datamigrate_agent.translate.errors import TranslationError
 from datamigrate_agent.translate.splitter import split_script, split_statements
 from datamigrate_agent.translate.targets import get_target
-from datamigrate_agent.translate.transforms import TRANSFORMS, session
+from datamigrate_agent.translate.transforms import session, transforms_for
 
 __all__ = [
     "Options",
@@ -246,7 +246,7 @@ def _translate_one(
 
 
 def _rewrite(tree: exp.Expression, ctx: Context) -> exp.Expression:
-    for transform in TRANSFORMS:
+    for transform in transforms_for(tree):
         tree = transform(tree, ctx)
     return tree
 

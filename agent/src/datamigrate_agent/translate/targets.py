@@ -78,8 +78,9 @@ class Target:
         "DATETIME2": "TIMESTAMP",
         "SMALLDATETIME": "TIMESTAMP",
         "DATETIMEOFFSET": "TIMESTAMP WITH TIME ZONE",
-        "CHAR": "CHAR({n})",
-        "NCHAR": "CHAR({n})",
+        # Fixed-width values keep their padding as text (PostgreSQL's CHAR drops it in ||).
+        "CHAR": "VARCHAR({n})",
+        "NCHAR": "VARCHAR({n})",
         "VARCHAR": "VARCHAR({n})",
         "NVARCHAR": "VARCHAR({n})",
         "VARCHAR(MAX)": "VARCHAR",

@@ -33,7 +33,7 @@ from datamigrate_agent.translate.transforms import (
     types,
 )
 
-__all__ = ["TRANSFORMS"]
+__all__ = ["TRANSFORMS", "VALUES_TRANSFORMS", "transforms_for"]
 
 Transform = Callable[[exp.Expression, Context], exp.Expression]
 
@@ -57,3 +57,32 @@ TRANSFORMS: list[Transform] = [
     literals.transform,
     tables.transform,
 ]
+
+#: Enough for ``INSERT ... VALUES`` rows of constants (most of a data script): value
+#: conversion, money casts, literal forms and table names.
+VALUES_TRANSFORMS: list[Transform] = [
+    inserts.transform,
+    types.transform,
+    literals.transform,
+    tables.transform,
+]
+
+_CONSTANTS = (exp.Literal, exp.National, exp.Null, exp.Boolean, exp.HexString)
+
+
+def _constant(node: exp.Expression) -> bool:
+    if isinstance(node, exp.Neg):
+        node = node.this
+    if isinstance(node, exp.Cast):
+        node = node.this
+    return isinstance(node, _CONSTANTS)
+
+
+def transforms_for(tree: exp.Expression) -> list[Transform]:
+    """The transforms ``tree`` needs: the short list for rows of constants, else all."""
+    values = tree.expression if isinstance(tree, exp.Insert) else None
+    if isinstance(values, exp.Values) and all(
+        _constant(v) for row in values.expressions for v in row.expressions
+    ):
+        return VALUES_TRANSFORMS
+    return TRANSFORMS
