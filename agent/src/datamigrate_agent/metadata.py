@@ -63,8 +63,9 @@ per column, in the order of ``columns``, which is always the table's full column
 Every table of a script has ``sampleData`` (with 0 rows when the script inserts none); a live
 table has it when sample rows were read (``--sample-rows``, the first rows by primary key).
 ``complete`` is true when the rows are all of the table's data (a script, or a live table no
-bigger than the sample) and false when they are a sample. Why separate files: the document stays small enough to live in graph state and
-checkpoints, and a loader can stream rows into DuckDB or PostgreSQL table by table.
+bigger than the sample) and false when they are a sample. Why separate files: the document
+stays small enough to live in graph state and checkpoints, and a loader can stream rows into
+DuckDB or PostgreSQL table by table.
 
 ``problems`` lists what could not be read, never dropped silently: a script batch that failed
 (``batch`` index from 0, ``line`` 1-based where the statement starts, an ``excerpt``, the
@@ -300,8 +301,8 @@ class View(_Model):
     schema_: str = Field(alias="schema")
     name: str
     definition: str
-    #: Output columns with types from a live source's catalogue; null for a script (its view
-    #: columns are not declared; derive them from ``definition`` and the tables if needed).
+    #: Output columns: from the catalogue for a live source; for a script only when every
+    #: column is a plain column (or ``*``) of a known table or view, else null (not guessed).
     columns: list[Column] | None = None
     #: Objects the view reads, as ``schema.name``.
     dependencies: list[str] = []

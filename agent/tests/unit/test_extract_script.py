@@ -572,3 +572,27 @@ def test_changes_after_inserts_are_reported_and_scratch_tables_ignored() -> None
     assert result.rows["dbo.t"] == [[1]]
     assert [(p.line, p.object) for p in result.document.problems] == [(6, "dbo.t")]
     assert "UPDATE changes rows of dbo.t" in result.document.problems[0].error
+
+
+def test_script_view_columns_are_derived_only_when_every_column_resolves(
+    northwind: ScriptResult, pubs: ScriptResult
+) -> None:
+    views = {v.name: v for v in northwind.document.views}
+    listed = views["Alphabetical list of products"].columns  # Products.*, CategoryName
+    assert listed is not None
+    assert [c.name for c in listed][:2] == ["ProductID", "ProductName"]
+    assert (listed[-1].name, listed[-1].data_type, listed[-1].max_length) == (
+        "CategoryName",
+        "nvarchar",
+        15,
+    )
+    quarterly = views["Quarterly Orders"].columns  # a RIGHT JOIN: all nullable
+    assert quarterly is not None and all(c.nullable for c in quarterly)
+    assert views["Invoices"].columns is None  # expressions: not guessed
+    assert views["Customer and Suppliers by City"].columns is None  # a UNION
+    titleview = pubs.document.views[0].columns
+    assert titleview is not None
+    assert [(c.name, c.data_type) for c in titleview] == [
+        ("title", "varchar"), ("au_ord", "tinyint"), ("au_lname", "varchar"),
+        ("price", "money"), ("ytd_sales", "int"), ("pub_id", "char"),
+    ]  # fmt: skip

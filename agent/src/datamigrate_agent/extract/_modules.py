@@ -110,8 +110,8 @@ def _skip_to_as(cur: Cursor) -> None:
     raise StatementError("no AS before the body")
 
 
-def parse_view(cur: Cursor, default_schema: str) -> View:
-    """``CREATE [OR ALTER] VIEW name [(cols)] [WITH ...] AS query``."""
+def parse_view(cur: Cursor, default_schema: str) -> tuple[View, str]:
+    """``CREATE [OR ALTER] VIEW name [(cols)] [WITH ...] AS query``: the view and its query."""
     start = cur.i
     _module_head(cur, ("VIEW",))
     schema, name = split_name(cur.name(), default_schema)
@@ -123,7 +123,8 @@ def parse_view(cur: Cursor, default_schema: str) -> View:
     deps = sqlglot_dependencies(query, default_schema)
     if deps is None:
         deps = token_dependencies(cur, query_start, default_schema)
-    return View(schema=schema, name=name, definition=cur.source(start, cur.end), dependencies=deps)
+    view = View(schema=schema, name=name, definition=cur.source(start, cur.end), dependencies=deps)
+    return view, query
 
 
 def _parameters(cur: Cursor, start: int, end: int, types: dict[str, UserType]) -> list[Parameter]:

@@ -50,6 +50,7 @@ from datamigrate_agent.extract._values import (
     convert_value,
     parse_expression,
 )
+from datamigrate_agent.extract._view_columns import view_columns
 from datamigrate_agent.metadata import (
     Column,
     MetadataDocument,
@@ -164,6 +165,7 @@ class _ScriptReader:
         self.ctx = _ddl.DdlContext(user_types={}, tables={})
         self.data: dict[str, _TableData] = {}
         self.views: dict[str, View] = {}
+        self.view_queries: dict[str, str] = {}
         self.procedures: dict[str, Routine] = {}
         self.functions: dict[str, Routine] = {}
         self.triggers: list[Trigger] = []
@@ -398,8 +400,9 @@ class _ScriptReader:
     # === modules ===
 
     def _create_view(self, cur: Cursor) -> None:
-        view = _modules.parse_view(cur, self.ctx.default_schema)
+        view, query = _modules.parse_view(cur, self.ctx.default_schema)
         self.views[view.qualified_name.lower()] = view
+        self.view_queries[view.qualified_name.lower()] = query
         self.schemas.add(view.schema_)
 
     def _create_procedure(self, cur: Cursor) -> None:
@@ -508,6 +511,12 @@ class _ScriptReader:
             database=self.created_database or self.database,
             extracted_at=self.extracted_at,
         )
+        known = {t.qualified_name.lower(): t.columns for t in tables}
+        for key, view in self.views.items():
+            columns = view_columns(self.view_queries[key], self.ctx.default_schema, known)
+            if columns is not None:
+                self.views[key] = view.model_copy(update={"columns": columns})
+                known[key] = columns
         doc = MetadataDocument(
             source=source,
             schemas=sorted(self.schemas) or ["dbo"],
