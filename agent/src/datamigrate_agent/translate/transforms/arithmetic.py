@@ -1,5 +1,6 @@
 """Integer arithmetic: int / int truncates toward zero, AVG of integers is an integer, and
-CAST of a decimal to an integer truncates (targets round).
+CAST of a decimal to an integer truncates (targets round). A string operand of ``-``, ``*``,
+``/`` or ``%`` converts to the other operand's number type, as T-SQL's precedence says.
 
 ``%`` needs nothing: every target's remainder takes the dividend's sign, as T-SQL's does.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from datamigrate_agent.translate._context import Context
-from datamigrate_agent.translate._typing import is_int, is_numeric
+from datamigrate_agent.translate._typing import is_int, is_numeric, is_string
 from datamigrate_agent.translate.transforms._util import bottom_up
 
 __all__ = ["int_divide", "transform"]
@@ -25,6 +26,8 @@ def int_divide(left: exp.Expression, right: exp.Expression, ctx: Context) -> exp
 
 def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """Rewrite integer division, integer AVG and decimal-to-integer casts."""
+    for node in bottom_up(tree, exp.Sub, exp.Mul, exp.Mod, exp.Div):
+        _string_operand_to_number(node, ctx)
     for node in bottom_up(tree, exp.Div, exp.Avg, exp.Cast):
         new = _rewrite(node, ctx)
         if new is not node:
@@ -32,6 +35,15 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
                 return new
             node.replace(new)
     return tree
+
+
+def _string_operand_to_number(node: exp.Binary, ctx: Context) -> None:
+    """``'7' * 2``: the string converts to the number's type (data type precedence)."""
+    left, right = ctx.type_of(node.left), ctx.type_of(node.right)
+    if is_string(left) and is_numeric(right):
+        node.set("this", exp.Cast(this=node.left, to=right.copy()))
+    elif is_string(right) and is_numeric(left):
+        node.set("expression", exp.Cast(this=node.right, to=left.copy()))
 
 
 def _rewrite(node: exp.Expression, ctx: Context) -> exp.Expression:
