@@ -28,10 +28,13 @@ def _tool(name: str) -> str:
     return str(path)
 
 
-def run(cmd: list[str], *, check: bool = True, stdin: str | None = None,
-        timeout: int = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str], *, check: bool = True, stdin: str | None = None, timeout: int = 120
+) -> subprocess.CompletedProcess[str]:
     """Runs a command, failing the test with its output when it fails and `check` is set."""
-    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        cmd, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+    )
     if check and proc.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -45,8 +48,14 @@ def kubectl(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess
     return run([_tool("kubectl"), *args], check=check, **kw)
 
 
-def template(values: dict | None = None, *, chart: pathlib.Path = CHART, release: str = RELEASE,
-             namespace: str = NAMESPACE, check: bool = True) -> subprocess.CompletedProcess[str]:
+def template(
+    values: dict | None = None,
+    *,
+    chart: pathlib.Path = CHART,
+    release: str = RELEASE,
+    namespace: str = NAMESPACE,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
     """`helm template` with the given values (written to a temporary values file)."""
     args = ["template", release, str(chart), "--namespace", namespace]
     with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
@@ -71,11 +80,14 @@ def render_fails(values: dict) -> str:
     return proc.stderr
 
 
-def one(docs: list[dict], kind: str, name: str | None = None,
-        namespace: str | None = None) -> dict:
-    found = [d for d in docs if d["kind"] == kind
-             and (name is None or d["metadata"]["name"] == name)
-             and (namespace is None or d["metadata"].get("namespace") == namespace)]
+def one(docs: list[dict], kind: str, name: str | None = None, namespace: str | None = None) -> dict:
+    found = [
+        d
+        for d in docs
+        if d["kind"] == kind
+        and (name is None or d["metadata"]["name"] == name)
+        and (namespace is None or d["metadata"].get("namespace") == namespace)
+    ]
     assert len(found) == 1, f"want one {kind} {name or ''}, got {len(found)}"
     return found[0]
 

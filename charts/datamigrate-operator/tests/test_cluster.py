@@ -74,14 +74,32 @@ def service_monitor_crd(cluster) -> Iterator[None]:
     existed = kubectl("get", "crd", name, check=False).returncode == 0
     if not existed:
         crd = {
-            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
             "metadata": {"name": name},
-            "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
-                     "names": {"kind": "ServiceMonitor", "plural": "servicemonitors",
-                               "singular": "servicemonitor", "listKind": "ServiceMonitorList"},
-                     "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
-                         "openAPIV3Schema": {"type": "object",
-                                             "x-kubernetes-preserve-unknown-fields": True}}}]},
+            "spec": {
+                "group": "monitoring.coreos.com",
+                "scope": "Namespaced",
+                "names": {
+                    "kind": "ServiceMonitor",
+                    "plural": "servicemonitors",
+                    "singular": "servicemonitor",
+                    "listKind": "ServiceMonitorList",
+                },
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            }
+                        },
+                    }
+                ],
+            },
         }
         apply(json.dumps(crd))
         kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=30s")
@@ -92,28 +110,43 @@ def service_monitor_crd(cluster) -> Iterator[None]:
 
 # === server-side dry runs ===
 
+
 def value_sets(ns: dict[str, str]) -> dict[str, dict]:
     return {
         "default": {},
         "watch-namespaces": {"watchNamespaces": [ns["app"], ns["other"]]},
         "two-replicas": {"replicaCount": 2, "podDisruptionBudget": {"minAvailable": 1}},
         "network-policy-and-service-monitor": {
-            "networkPolicy": {"enabled": True, "workPods": {
-                "namespaces": [ns["app"]],
-                "source": [{"cidr": "10.20.0.15/32", "ports": [{"port": 1433}]}],
-                "git": [{"cidr": "192.0.2.10/32", "ports": [{"port": 443}]}]}},
+            "networkPolicy": {
+                "enabled": True,
+                "workPods": {
+                    "namespaces": [ns["app"]],
+                    "source": [{"cidr": "10.20.0.15/32", "ports": [{"port": 1433}]}],
+                    "git": [{"cidr": "192.0.2.10/32", "ports": [{"port": 443}]}],
+                },
+            },
             "metrics": {"serviceMonitor": {"enabled": True}},
         },
         "everything-off": {
-            "networkPolicy": {"enabled": False}, "metrics": {"service": {"enabled": False}},
-            "podDisruptionBudget": {"enabled": False}, "crds": {"enabled": False},
+            "networkPolicy": {"enabled": False},
+            "metrics": {"service": {"enabled": False}},
+            "podDisruptionBudget": {"enabled": False},
+            "crds": {"enabled": False},
             "rbac": {"aggregateToDefaultRoles": False},
         },
     }
 
 
-@pytest.mark.parametrize("name", ["default", "watch-namespaces", "two-replicas",
-                                  "network-policy-and-service-monitor", "everything-off"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "default",
+        "watch-namespaces",
+        "two-replicas",
+        "network-policy-and-service-monitor",
+        "everything-off",
+    ],
+)
 def test_should_be_accepted_by_the_api_server(name, namespaces, service_monitor_crd):
     values = value_sets(namespaces)[name]
     manifest = render_text(values, release="dry", namespace=namespaces["op"])
@@ -125,18 +158,35 @@ def test_should_be_accepted_by_the_api_server(name, namespaces, service_monitor_
 
 
 def test_should_refuse_a_mistyped_value_at_install(namespaces):
-    out = helm("install", "typo", str(CHART), "-n", namespaces["op"], "--dry-run=server",
-               "--set", "replicaCont=2", check=False)
+    out = helm(
+        "install",
+        "typo",
+        str(CHART),
+        "-n",
+        namespaces["op"],
+        "--dry-run=server",
+        "--set",
+        "replicaCont=2",
+        check=False,
+    )
     assert out.returncode != 0
     assert "replicaCont" in out.stderr
 
 
 # === install, RBAC, upgrade ===
 
+
 def _strip_helm_ownership() -> None:
     kubectl("label", "crd", CRD, "app.kubernetes.io/managed-by-", check=False)
-    kubectl("annotate", "crd", CRD, "meta.helm.sh/release-name-",
-            "meta.helm.sh/release-namespace-", "helm.sh/resource-policy-", check=False)
+    kubectl(
+        "annotate",
+        "crd",
+        CRD,
+        "meta.helm.sh/release-name-",
+        "meta.helm.sh/release-namespace-",
+        "helm.sh/resource-policy-",
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -149,32 +199,65 @@ def release(namespaces) -> Iterator[dict[str, str]]:
     extra = ["--take-ownership", "--force-conflicts"] if adopt else []
     helm("install", "dmc", str(CHART), "-n", op, "--set", "replicaCount=0", *extra)
     kubectl("wait", "--for=condition=Established", f"crd/{CRD}", "--timeout=30s")
-    helm("install", "dmw", str(CHART), "-n", namespaces["op2"], "--set", "replicaCount=0",
-         "--set", "crds.enabled=false", "--set", "rbac.aggregateToDefaultRoles=false",
-         "--set-json", f'watchNamespaces=["{namespaces["watched"]}"]')
-    yield {"op": op, "sa": "dmc-datamigrate-operator", "op2": namespaces["op2"],
-           "sa2": "dmw-datamigrate-operator"}
+    helm(
+        "install",
+        "dmw",
+        str(CHART),
+        "-n",
+        namespaces["op2"],
+        "--set",
+        "replicaCount=0",
+        "--set",
+        "crds.enabled=false",
+        "--set",
+        "rbac.aggregateToDefaultRoles=false",
+        "--set-json",
+        f'watchNamespaces=["{namespaces["watched"]}"]',
+    )
+    yield {
+        "op": op,
+        "sa": "dmc-datamigrate-operator",
+        "op2": namespaces["op2"],
+        "sa2": "dmw-datamigrate-operator",
+    }
     helm("uninstall", "dmw", "-n", namespaces["op2"], check=False)
     helm("uninstall", "dmc", "-n", op, check=False)
     _strip_helm_ownership()
 
 
 CONTROLLER_NEEDS = [
-    ("get", "migrations.datamigrate.ai"), ("list", "migrations.datamigrate.ai"),
-    ("watch", "migrations.datamigrate.ai"), ("patch", "migrations.datamigrate.ai"),
+    ("get", "migrations.datamigrate.ai"),
+    ("list", "migrations.datamigrate.ai"),
+    ("watch", "migrations.datamigrate.ai"),
+    ("patch", "migrations.datamigrate.ai"),
     ("patch", "migrations.datamigrate.ai::status"),
     ("update", "migrations.datamigrate.ai::finalizers"),
-    *[(v, r) for r in ("jobs.batch", "persistentvolumeclaims", "configmaps", "serviceaccounts",
-                       "roles.rbac.authorization.k8s.io",
-                       "rolebindings.rbac.authorization.k8s.io")
-      for v in ("get", "list", "watch", "create", "patch", "delete")],
-    ("get", "secrets"), ("list", "pods"), ("create", "events"),
+    *[
+        (v, r)
+        for r in (
+            "jobs.batch",
+            "persistentvolumeclaims",
+            "configmaps",
+            "serviceaccounts",
+            "roles.rbac.authorization.k8s.io",
+            "rolebindings.rbac.authorization.k8s.io",
+        )
+        for v in ("get", "list", "watch", "create", "patch", "delete")
+    ],
+    ("get", "secrets"),
+    ("list", "pods"),
+    ("create", "events"),
     ("create", "events.events.k8s.io"),
 ]
 CONTROLLER_MUST_NOT = [
-    ("list", "secrets"), ("watch", "secrets"), ("create", "secrets"), ("create", "pods"),
-    ("delete", "namespaces"), ("escalate", "roles.rbac.authorization.k8s.io"),
-    ("bind", "roles.rbac.authorization.k8s.io"), ("update", "migrations.datamigrate.ai::scale"),
+    ("list", "secrets"),
+    ("watch", "secrets"),
+    ("create", "secrets"),
+    ("create", "pods"),
+    ("delete", "namespaces"),
+    ("escalate", "roles.rbac.authorization.k8s.io"),
+    ("bind", "roles.rbac.authorization.k8s.io"),
+    ("update", "migrations.datamigrate.ai::scale"),
     ("create", "clusterroles.rbac.authorization.k8s.io"),
 ]
 
@@ -186,7 +269,12 @@ def test_should_let_the_controller_do_what_a_migration_needs(release, namespaces
         assert missing == [], f"controller lacks in {ns}: {missing}"
         extra = [(v, r) for v, r in CONTROLLER_MUST_NOT if can_i(v, r, ns, user)]
         assert extra == [], f"controller may in {ns}: {extra}"
+    lease = "leases.coordination.k8s.io/datamigrate-operator-leader"
+    for verb in ("get", "patch", "update"):
+        assert can_i(verb, lease, release["op"], user), verb
+        assert not can_i(verb, lease, namespaces["app"], user), verb
     assert can_i("create", "leases.coordination.k8s.io", release["op"], user)
+    assert not can_i("patch", "leases.coordination.k8s.io/other-lease", release["op"], user)
     assert not can_i("create", "leases.coordination.k8s.io", namespaces["app"], user)
     assert not can_i("list", "secrets", None, user)
 
@@ -201,34 +289,84 @@ def _migration(name: str, namespace: str, **spec_extra) -> dict:
 def _agent_objects(mig: dict) -> list[dict]:
     """What the operator creates for one Migration (docs/architecture.md, Progress channel)."""
     name, ns = mig["metadata"]["name"], mig["metadata"]["namespace"]
-    owner = [{"apiVersion": "datamigrate.ai/v1alpha1", "kind": "Migration", "name": name,
-              "uid": mig["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]
+    owner = [
+        {
+            "apiVersion": "datamigrate.ai/v1alpha1",
+            "kind": "Migration",
+            "name": name,
+            "uid": mig["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
     meta = {"namespace": ns, "ownerReferences": owner}
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount",
-         "metadata": {"name": f"{name}-agent", **meta}},
-        {"apiVersion": "v1", "kind": "ConfigMap",
-         "metadata": {"name": f"{name}-progress", **meta}, "data": {"progress.json": "{}"}},
-        {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-         "metadata": {"name": f"{name}-workspace", **meta},
-         "spec": {"accessModes": ["ReadWriteOnce"],
-                  "resources": {"requests": {"storage": "1Gi"}}}},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-         "metadata": {"name": f"{name}-agent", **meta},
-         "rules": [{"apiGroups": [""], "resources": ["configmaps"],
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": f"{name}-agent", **meta},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"{name}-progress", **meta},
+            "data": {"progress.json": "{}"},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": f"{name}-workspace", **meta},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": f"{name}-agent", **meta},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
                     "resourceNames": [f"{name}-progress"],
-                    "verbs": ["get", "patch", "update"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-         "metadata": {"name": f"{name}-agent", **meta},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                     "name": f"{name}-agent"},
-         "subjects": [{"kind": "ServiceAccount", "name": f"{name}-agent", "namespace": ns}]},
-        {"apiVersion": "batch/v1", "kind": "Job",
-         "metadata": {"name": f"{name}-extract-1", **meta},
-         "spec": {"suspend": True, "backoffLimit": 0, "template": {"spec": {
-             "restartPolicy": "Never", "serviceAccountName": f"{name}-agent",
-             "containers": [{"name": "step", "image": "agent:test",
-                             "command": ["python", "-m", "datamigrate_agent", "extract"]}]}}}},
+                    "verbs": ["get", "patch", "update"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": f"{name}-agent", **meta},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": f"{name}-agent",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": f"{name}-agent", "namespace": ns}],
+        },
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": f"{name}-extract-1", **meta},
+            "spec": {
+                "suspend": True,
+                "backoffLimit": 0,
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "serviceAccountName": f"{name}-agent",
+                        "containers": [
+                            {
+                                "name": "step",
+                                "image": "agent:test",
+                                "command": ["python", "-m", "datamigrate_agent", "extract"],
+                            }
+                        ],
+                    }
+                },
+            },
+        },
     ]
 
 
@@ -237,8 +375,7 @@ def _create_migration(name: str, namespace: str) -> dict:
     return json.loads(kubectl("get", "migration", name, "-n", namespace, "-o", "json").stdout)
 
 
-def test_should_let_the_controller_create_the_agent_objects_without_escalation(
-        release, namespaces):
+def test_should_let_the_controller_create_the_agent_objects_without_escalation(release, namespaces):
     ns = namespaces["app"]
     controller = sa_user(release["op"], release["sa"])
     mig = _create_migration("rbac-a", ns)
@@ -246,14 +383,34 @@ def test_should_let_the_controller_create_the_agent_objects_without_escalation(
         # A PVC would keep the namespace Terminating without the pvc-protection controller:
         # authorization is checked the same in a server-side dry run.
         dry = ["--dry-run=server"] if obj["kind"] == "PersistentVolumeClaim" else []
-        out = kubectl("create", "--as", controller, *dry, "-f", "-", stdin=json.dumps(obj),
-                      check=False)
+        out = kubectl(
+            "create", "--as", controller, *dry, "-f", "-", stdin=json.dumps(obj), check=False
+        )
         assert out.returncode == 0, f"controller cannot create {obj['kind']}: {out.stderr}"
     status = {"status": {"observedGeneration": 1, "phase": "Pending"}}
-    kubectl("patch", "migration", "rbac-a", "-n", ns, "--as", controller, "--subresource=status",
-            "--type=merge", "-p", json.dumps(status))
-    kubectl("create", "secret", "generic", "src-login", "-n", ns,
-            "--from-literal=username=sa", "--from-literal=password=hunter2")
+    kubectl(
+        "patch",
+        "migration",
+        "rbac-a",
+        "-n",
+        ns,
+        "--as",
+        controller,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(status),
+    )
+    kubectl(
+        "create",
+        "secret",
+        "generic",
+        "src-login",
+        "-n",
+        ns,
+        "--from-literal=username=sa",
+        "--from-literal=password=hunter2",
+    )
     kubectl("get", "secret", "src-login", "-n", ns, "--as", controller)
     denied = kubectl("get", "secrets", "-n", ns, "--as", controller, check=False)
     assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
@@ -273,17 +430,25 @@ def test_should_confine_the_agent_to_its_own_progress_configmap(release, namespa
     assert can_i("get", "configmaps/conf-a-progress", ns, agent)
     assert can_i("update", "configmaps/conf-a-progress", ns, agent)
     refused = [
-        ("get", "configmaps/conf-b-progress"), ("patch", "configmaps/conf-b-progress"),
-        ("list", "configmaps"), ("delete", "configmaps/conf-a-progress"),
-        ("get", "secrets"), ("get", "secrets/src-login"), ("list", "secrets"),
-        ("get", "migrations.datamigrate.ai/conf-b"), ("patch", "migrations.datamigrate.ai"),
-        ("patch", "migrations.datamigrate.ai::status"), ("create", "pods"),
-        ("create", "jobs.batch"), ("create", "roles.rbac.authorization.k8s.io"),
+        ("get", "configmaps/conf-b-progress"),
+        ("patch", "configmaps/conf-b-progress"),
+        ("list", "configmaps"),
+        ("delete", "configmaps/conf-a-progress"),
+        ("get", "secrets"),
+        ("get", "secrets/src-login"),
+        ("list", "secrets"),
+        ("get", "migrations.datamigrate.ai/conf-b"),
+        ("patch", "migrations.datamigrate.ai"),
+        ("patch", "migrations.datamigrate.ai::status"),
+        ("create", "pods"),
+        ("create", "jobs.batch"),
+        ("create", "roles.rbac.authorization.k8s.io"),
     ]
     allowed = [(v, r) for v, r in refused if can_i(v, r, ns, agent)]
     assert allowed == [], f"agent SA may: {allowed}"
-    out = kubectl("patch", "configmap", "conf-b-progress", "-n", ns, "--as", agent, "-p", patch,
-                  check=False)
+    out = kubectl(
+        "patch", "configmap", "conf-b-progress", "-n", ns, "--as", agent, "-p", patch, check=False
+    )
     assert out.returncode != 0 and "forbidden" in out.stderr.lower()
     out = kubectl("get", "secret", "src-login", "-n", ns, "--as", agent, check=False)
     assert out.returncode != 0 and "forbidden" in out.stderr.lower()
@@ -295,8 +460,11 @@ def test_should_confine_a_namespaced_controller_to_its_namespaces(release, names
     missing = [(v, r) for v, r in CONTROLLER_NEEDS if not can_i(v, r, watched, user)]
     assert missing == [], f"namespaced controller lacks in {watched}: {missing}"
     assert can_i("create", "leases.coordination.k8s.io", release["op2"], user)
-    for v, r in [("list", "migrations.datamigrate.ai"), ("create", "jobs.batch"),
-                 ("get", "secrets")]:
+    for v, r in [
+        ("list", "migrations.datamigrate.ai"),
+        ("create", "jobs.batch"),
+        ("get", "secrets"),
+    ]:
         assert not can_i(v, r, namespaces["app"], user), (v, r)
         assert not can_i(v, r, None, user), (v, r)
 
@@ -325,16 +493,29 @@ def test_should_label_roles_for_the_built_in_aggregation_selectors(release):
 def test_should_aggregate_migrations_into_view_and_edit(release, namespaces):
     view = json.loads(kubectl("get", "clusterrole", "view", "-o", "json").stdout)
     if not view.get("rules"):
-        pytest.skip("kube-controller-manager runs without clusterrole-aggregation-controller: "
-                    "the built-in view role has no rules at all")
+        pytest.skip(
+            "kube-controller-manager runs without clusterrole-aggregation-controller: "
+            "the built-in view role has no rules at all"
+        )
     ns = namespaces["app"]
     for user, role in (("alice", "edit"), ("bob", "view")):
-        kubectl("create", "rolebinding", f"{user}-{role}", "-n", ns, f"--clusterrole={role}",
-                f"--user={user}")
-    eventually(lambda: can_i("create", "migrations.datamigrate.ai", ns, "alice"),
-               "the edit role to include Migrations")
-    eventually(lambda: can_i("list", "migrations.datamigrate.ai", ns, "bob"),
-               "the view role to include Migrations")
+        kubectl(
+            "create",
+            "rolebinding",
+            f"{user}-{role}",
+            "-n",
+            ns,
+            f"--clusterrole={role}",
+            f"--user={user}",
+        )
+    eventually(
+        lambda: can_i("create", "migrations.datamigrate.ai", ns, "alice"),
+        "the edit role to include Migrations",
+    )
+    eventually(
+        lambda: can_i("list", "migrations.datamigrate.ai", ns, "bob"),
+        "the view role to include Migrations",
+    )
     assert can_i("delete", "migrations.datamigrate.ai", ns, "alice")
     assert not can_i("patch", "migrations.datamigrate.ai::status", ns, "alice")
     assert not can_i("create", "migrations.datamigrate.ai", ns, "bob")
@@ -355,7 +536,9 @@ def _chart_with_probe_field(tmp_path) -> str:
     for version in crd["spec"]["versions"]:
         spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
         spec["properties"][PROBE_FIELD] = {
-            "type": "string", "description": "Field added by the chart upgrade test."}
+            "type": "string",
+            "description": "Field added by the chart upgrade test.",
+        }
     (crds / f"{CRD}.yaml").write_text(yaml.safe_dump(crd, sort_keys=False))
     run([str(ROOT / "scripts/gen-chart"), "--chart", str(copy), "--crds", str(crds)])
     chart_yaml = yaml.safe_load((copy / "Chart.yaml").read_text())
@@ -370,8 +553,9 @@ def test_should_serve_a_new_crd_field_after_helm_upgrade(release, namespaces, tm
     helm("upgrade", "dmc", _chart_with_probe_field(tmp_path), "-n", op, "--reuse-values")
     eventually(lambda: _explain(PROBE_FIELD), f"spec.{PROBE_FIELD} in kubectl explain")
     apply(json.dumps(_migration("probe", ns, **{PROBE_FIELD: "kept"})))
-    got = kubectl("get", "migration", "probe", "-n", ns, "-o",
-                  f"jsonpath={{.spec.{PROBE_FIELD}}}").stdout
+    got = kubectl(
+        "get", "migration", "probe", "-n", ns, "-o", f"jsonpath={{.spec.{PROBE_FIELD}}}"
+    ).stdout
     assert got == "kept", "the new field was pruned: the CRD was not upgraded"
     kubectl("delete", "migration", "probe", "-n", ns)
     helm("upgrade", "dmc", str(CHART), "-n", op, "--reuse-values")

@@ -69,8 +69,11 @@ def running_release(images) -> Iterator[dict[str, str]]:
         kubectl("create", "namespace", ns)
     adopt = kubectl("get", "crd", "migrations.datamigrate.ai", check=False).returncode == 0
     extra = ["--take-ownership", "--force-conflicts"] if adopt else []
-    values = {"watchNamespaces": [app], "logging": {"filter": "info"},
-              "metrics": {"bindAddress": "127.0.0.1", "port": _free_port()}}
+    values = {
+        "watchNamespaces": [app],
+        "logging": {"filter": "info"},
+        "metrics": {"bindAddress": "127.0.0.1", "port": _free_port()},
+    }
     values_file = pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / f"dme-{SUFFIX}.json"
     values_file.write_text(json.dumps(values))
     helm("install", "dme", str(CHART), "-n", op, "--values", str(values_file), *extra)
@@ -79,10 +82,17 @@ def running_release(images) -> Iterator[dict[str, str]]:
     helm("uninstall", "dme", "-n", op, check=False)
     for ns in (op, app):
         kubectl("delete", "namespace", ns, "--wait=false", check=False)
-    kubectl("label", "crd", "migrations.datamigrate.ai", "app.kubernetes.io/managed-by-",
-            check=False)
-    kubectl("annotate", "crd", "migrations.datamigrate.ai", "meta.helm.sh/release-name-",
-            "meta.helm.sh/release-namespace-", check=False)
+    kubectl(
+        "label", "crd", "migrations.datamigrate.ai", "app.kubernetes.io/managed-by-", check=False
+    )
+    kubectl(
+        "annotate",
+        "crd",
+        "migrations.datamigrate.ai",
+        "meta.helm.sh/release-name-",
+        "meta.helm.sh/release-namespace-",
+        check=False,
+    )
 
 
 def _condition(mig: dict, kind: str) -> dict | None:
@@ -94,8 +104,15 @@ def _condition(mig: dict, kind: str) -> dict | None:
 
 def test_should_run_the_controller_and_finish_a_migration(running_release):
     op, app = running_release["op"], running_release["app"]
-    kubectl("-n", op, "rollout", "status", "deployment/dme-datamigrate-operator",
-            "--timeout=90s", timeout=120)
+    kubectl(
+        "-n",
+        op,
+        "rollout",
+        "status",
+        "deployment/dme-datamigrate-operator",
+        "--timeout=90s",
+        timeout=120,
+    )
     for name in ("configmap.yaml", "migration.yaml"):
         doc = yaml.safe_load((ROOT / "examples/minimal" / name).read_text())
         doc["metadata"]["namespace"] = app
@@ -112,9 +129,13 @@ def test_should_run_the_controller_and_finish_a_migration(running_release):
     mig = eventually(status, "the minimal Migration to be Ready", timeout=600)
     assert mig["status"]["phase"] == "Succeeded"
     assert mig["status"]["observedGeneration"] == mig["metadata"]["generation"]
-    for kind, name in (("serviceaccount", "minimal-agent"), ("configmap", "minimal-progress"),
-                       ("role", "minimal-agent"), ("rolebinding", "minimal-agent"),
-                       ("persistentvolumeclaim", "minimal-workspace")):
+    for kind, name in (
+        ("serviceaccount", "minimal-agent"),
+        ("configmap", "minimal-progress"),
+        ("role", "minimal-agent"),
+        ("rolebinding", "minimal-agent"),
+        ("persistentvolumeclaim", "minimal-workspace"),
+    ):
         kubectl("get", kind, name, "-n", app)
     jobs = json.loads(kubectl("get", "jobs", "-n", app, "-o", "json").stdout)["items"]
     images = {c["image"] for j in jobs for c in j["spec"]["template"]["spec"]["containers"]}

@@ -15,7 +15,7 @@ from conftest import ROOT
 def final_stage(dockerfile: pathlib.Path) -> list[str]:
     lines = [ln.strip() for ln in dockerfile.read_text().splitlines()]
     starts = [i for i, ln in enumerate(lines) if ln.startswith("FROM ")]
-    return lines[starts[-1]:]
+    return lines[starts[-1] :]
 
 
 def test_should_ship_the_operator_on_distroless_as_non_root():
@@ -41,7 +41,7 @@ def test_should_install_only_pinned_agent_dependencies_as_non_root():
 
 def test_should_keep_build_contexts_to_what_the_images_need():
     top = (ROOT / ".dockerignore").read_text().splitlines()
-    assert top[top.index("*") + 1:].count("!target/") == 0
+    assert top[top.index("*") + 1 :].count("!target/") == 0
     assert {"!Cargo.toml", "!Cargo.lock", "!src/", "!crds/"} <= set(top)
     agent = (ROOT / "agent/.dockerignore").read_text().splitlines()
     assert {"*", "!requirements.lock", "!pyproject.toml", "!src/"} <= set(agent)
@@ -52,8 +52,10 @@ def test_should_get_freetds_inside_the_pymssql_wheel():
     if not venv:
         pytest.skip("DATAMIGRATE_VENV is not set")
     python = pathlib.Path(venv) / "bin" / "python"
-    code = ("import pymssql, glob, os; print(pymssql.get_dbversion()); "
-            "print(' '.join(glob.glob(os.path.dirname(pymssql.__file__) + '/_*.so')))")
+    code = (
+        "import pymssql, glob, os; print(pymssql.get_dbversion()); "
+        "print(' '.join(glob.glob(os.path.dirname(pymssql.__file__) + '/_*.so')))"
+    )
     out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
     version, libs = out.stdout.splitlines()
     assert version.startswith("freetds v"), version

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 
+import pytest
 import yaml
 from conftest import CHART, NAMESPACE, ROOT, kinds, one, render, render_fails, render_text
 
@@ -31,8 +34,15 @@ def grants(rules: list[dict], group: str, resource: str) -> set[str]:
 def test_should_render_the_default_set_of_objects():
     docs = render()
     assert kinds(docs) == {
-        "CustomResourceDefinition", "ServiceAccount", "ConfigMap", "ClusterRole",
-        "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment",
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "ConfigMap",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "Deployment",
         "PodDisruptionBudget",
     }
     for d in docs:
@@ -77,6 +87,7 @@ def test_should_probe_healthz_and_readyz_on_the_metrics_port():
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http-metrics"}
     assert c["ports"] == [{"name": "http-metrics", "containerPort": 9100, "protocol": "TCP"}]
     assert "--metrics-addr=0.0.0.0:9100" in c["args"]
+    assert "--log-format=json" in c["args"]
     c = controller(render({"livenessProbe": {"enabled": False}}))
     assert "livenessProbe" not in c and "readinessProbe" in c
 
@@ -94,12 +105,44 @@ def test_should_elect_a_leader_only_with_several_replicas_or_when_asked():
     assert "--leader-elect" in controller(render({"leaderElection": {"enabled": True}}))["args"]
 
 
+def test_should_pass_workspace_and_retry_settings_as_flags():
+    args = controller(render())["args"]
+    assert "--workspace-size=1Gi" in args
+    assert not [a for a in args if a.startswith("--workspace-storage-class")]
+    assert {
+        "--max-step-attempts=3",
+        "--step-retry-base-seconds=10",
+        "--step-retry-max-seconds=300",
+        "--error-backoff-max-seconds=300",
+    } <= set(args)
+    args = controller(
+        render(
+            {
+                "agent": {
+                    "workspace": {"size": "20Gi", "storageClassName": "fast"},
+                    "retry": {"maxAttempts": 5},
+                }
+            }
+        )
+    )["args"]
+    assert {
+        "--workspace-size=20Gi",
+        "--workspace-storage-class=fast",
+        "--max-step-attempts=5",
+    } <= set(args)
+    render_fails({"agent": {"workspace": {"size": "lots"}}})
+
+
 def test_should_pass_log_filter_extra_args_and_extra_env():
-    c = controller(render({
-        "logging": {"filter": "debug"},
-        "extraArgs": ["--extra=1"],
-        "extraEnv": [{"name": "TZ", "value": "UTC"}],
-    }))
+    c = controller(
+        render(
+            {
+                "logging": {"filter": "debug"},
+                "extraArgs": ["--extra=1"],
+                "extraEnv": [{"name": "TZ", "value": "UTC"}],
+            }
+        )
+    )
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["RUST_LOG"] == "debug" and env["TZ"] == "UTC"
     assert c["args"][-1] == "--extra=1"
@@ -115,8 +158,13 @@ def test_should_mount_work_pod_defaults_and_pass_the_flag():
     defaults = yaml.safe_load(cm["data"]["work-pod-defaults.yaml"])
     assert defaults["image"] == "ghcr.io/datamigrate-ai/datamigrate-agent:0.1.0"
     assert defaults["backoffLimit"] == 2
-    assert set(defaults) == {"image", "imagePullPolicy", "ttlSecondsAfterFinished",
-                             "backoffLimit", "template"}
+    assert set(defaults) == {
+        "image",
+        "imagePullPolicy",
+        "ttlSecondsAfterFinished",
+        "backoffLimit",
+        "template",
+    }
     assert "metadata" not in defaults["template"]
     pod = defaults["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -129,13 +177,17 @@ def test_should_mount_work_pod_defaults_and_pass_the_flag():
 
 
 def test_should_render_work_pod_scheduling_defaults():
-    docs = render({"agent": {
-        "tolerations": [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
-        "nodeSelector": {"workload": "batch"},
-        "imagePullSecrets": [{"name": "regcred"}],
-        "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
-        "podLabels": {"cost-center": "data"},
-    }})
+    docs = render(
+        {
+            "agent": {
+                "tolerations": [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
+                "nodeSelector": {"workload": "batch"},
+                "imagePullSecrets": [{"name": "regcred"}],
+                "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
+                "podLabels": {"cost-center": "data"},
+            }
+        }
+    )
     cm = one(docs, "ConfigMap", f"{FULL}-work-pod-defaults")
     defaults = yaml.safe_load(cm["data"]["work-pod-defaults.yaml"])
     spec = defaults["template"]["spec"]
@@ -164,8 +216,13 @@ def test_should_build_image_references_from_registry_repository_tag_and_digest()
     assert c["image"] == "r.example.com/datamigrate-ai/datamigrate-operator:1.2.3"
     c = controller(render({"image": {"tag": "1.2.3", "digest": digest}}))
     assert c["image"] == f"ghcr.io/datamigrate-ai/datamigrate-operator@{digest}"
-    docs = render({"global": {"imageRegistry": "mirror.example.com"},
-                   "image": {"registry": ""}, "agent": {"image": {"registry": ""}}})
+    docs = render(
+        {
+            "global": {"imageRegistry": "mirror.example.com"},
+            "image": {"registry": ""},
+            "agent": {"image": {"registry": ""}},
+        }
+    )
     assert controller(docs)["image"].startswith("mirror.example.com/datamigrate-ai/")
     cm = one(docs, "ConfigMap", f"{FULL}-work-pod-defaults")
     assert "image: mirror.example.com/datamigrate-ai/datamigrate-agent:0.1.0" in str(cm["data"])
@@ -174,8 +231,10 @@ def test_should_build_image_references_from_registry_repository_tag_and_digest()
 def test_should_keep_selector_labels_to_name_and_instance():
     docs = render({"commonLabels": {"team": "data"}, "podLabels": {"extra": "x"}})
     deploy = one(docs, "Deployment")
-    selector = {"app.kubernetes.io/name": "datamigrate-operator",
-                "app.kubernetes.io/instance": "dm"}
+    selector = {
+        "app.kubernetes.io/name": "datamigrate-operator",
+        "app.kubernetes.io/instance": "dm",
+    }
     assert deploy["spec"]["selector"]["matchLabels"] == selector
     assert one(docs, "Service")["spec"]["selector"] == selector
     assert one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"] == selector
@@ -227,17 +286,24 @@ def test_should_grant_only_get_on_secrets_and_no_wildcards_or_escalation():
 
 def test_should_use_roles_per_namespace_when_watching_namespaces():
     docs = render({"watchNamespaces": ["team-a", "team-b"]})
-    assert not [d for d in docs if d["kind"] == "ClusterRole"
-                and d["metadata"]["name"].endswith("-controller")]
+    assert not [
+        d
+        for d in docs
+        if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-controller")
+    ]
     assert "ClusterRoleBinding" not in kinds(docs)
     for ns in ("team-a", "team-b"):
         role = one(docs, "Role", f"{FULL}-controller", ns)
         assert grants(role["rules"], "batch", "jobs") >= {"create", "watch"}
         binding = one(docs, "RoleBinding", f"{FULL}-controller", ns)
-        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                      "name": f"{FULL}-controller"}
-        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULL,
-                                        "namespace": NAMESPACE}]
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": f"{FULL}-controller",
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": FULL, "namespace": NAMESPACE}
+        ]
     args = controller(docs)["args"]
     assert "--namespace=team-a" in args and "--namespace=team-b" in args
 
@@ -245,10 +311,15 @@ def test_should_use_roles_per_namespace_when_watching_namespaces():
 def test_should_keep_leases_in_the_controller_namespace():
     for values in ({}, {"watchNamespaces": ["team-a"]}):
         docs = render(values)
-        lease_roles = [d for d in docs if d["kind"] in {"Role", "ClusterRole"}
-                       and grants(d["rules"], "coordination.k8s.io", "leases")]
+        lease_roles = [
+            d
+            for d in docs
+            if d["kind"] in {"Role", "ClusterRole"}
+            and grants(d["rules"], "coordination.k8s.io", "leases")
+        ]
         assert [(d["kind"], d["metadata"].get("namespace")) for d in lease_roles] == [
-            ("Role", NAMESPACE)]
+            ("Role", NAMESPACE)
+        ]
 
 
 def test_should_aggregate_view_and_edit_roles():
@@ -290,8 +361,10 @@ def test_should_limit_controller_egress_to_dns_and_the_api_server():
     assert len(egress) == 2
     dns, api = egress
     assert {p["port"] for p in dns["ports"]} == {53}
-    assert api == {"ports": [{"port": 6443, "protocol": "TCP"}],
-                   "to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}]}
+    assert api == {
+        "ports": [{"port": 6443, "protocol": "TCP"}],
+        "to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}],
+    }
     assert pol["spec"]["ingress"] == [{"ports": [{"port": "http-metrics", "protocol": "TCP"}]}]
 
 
@@ -300,32 +373,49 @@ def test_should_limit_work_pod_egress_to_the_listed_destinations():
     for ns in ("team-a", "team-b"):
         pol = one(docs, "NetworkPolicy", f"{FULL}-work-pods", ns)
         assert pol["spec"]["ingress"] == []
-        cidrs = {(rule["to"][0]["ipBlock"]["cidr"], p["port"])
-                 for rule in pol["spec"]["egress"] if "to" in rule and "ipBlock" in rule["to"][0]
-                 for p in rule["ports"]}
-        assert cidrs == {("10.0.0.1/32", 6443), ("10.20.0.15/32", 1433),
-                         ("10.30.0.0/24", 5432), ("0.0.0.0/0", 443),
-                         ("192.0.2.10/32", 22), ("192.0.2.10/32", 443)}
+        cidrs = {
+            (rule["to"][0]["ipBlock"]["cidr"], p["port"])
+            for rule in pol["spec"]["egress"]
+            if "to" in rule and "ipBlock" in rule["to"][0]
+            for p in rule["ports"]
+        }
+        assert cidrs == {
+            ("10.0.0.1/32", 6443),
+            ("10.20.0.15/32", 1433),
+            ("10.30.0.0/24", 5432),
+            ("0.0.0.0/0", 443),
+            ("192.0.2.10/32", 22),
+            ("192.0.2.10/32", 443),
+        }
         assert pol["spec"]["podSelector"] == {
             "matchLabels": {"app.kubernetes.io/managed-by": "datamigrate-operator"},
-            "matchExpressions": [{"key": "datamigrate.ai/step", "operator": "Exists"}]}
+            "matchExpressions": [{"key": "datamigrate.ai/step", "operator": "Exists"}],
+        }
     default_ns = render(NETPOL_VALUES)
-    assert one(default_ns, "NetworkPolicy", f"{FULL}-work-pods")["metadata"]["namespace"] == \
-        NAMESPACE
+    assert (
+        one(default_ns, "NetworkPolicy", f"{FULL}-work-pods")["metadata"]["namespace"] == NAMESPACE
+    )
 
 
 def test_should_render_a_service_monitor_on_the_metrics_service():
-    docs = render({"metrics": {"serviceMonitor": {"enabled": True, "labels": {"r": "x"},
-                                                  "scrapeTimeout": "10s"}}})
+    docs = render(
+        {
+            "metrics": {
+                "serviceMonitor": {"enabled": True, "labels": {"r": "x"}, "scrapeTimeout": "10s"}
+            }
+        }
+    )
     sm = one(docs, "ServiceMonitor")
     assert sm["apiVersion"] == "monitoring.coreos.com/v1"
     assert sm["metadata"]["labels"]["r"] == "x"
-    assert sm["spec"]["endpoints"] == [{"port": "http-metrics", "path": "/metrics",
-                                        "interval": "30s", "scrapeTimeout": "10s"}]
+    assert sm["spec"]["endpoints"] == [
+        {"port": "http-metrics", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
+    ]
     svc = one(docs, "Service")
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
-    err = render_fails({"metrics": {"service": {"enabled": False},
-                                    "serviceMonitor": {"enabled": True}}})
+    err = render_fails(
+        {"metrics": {"service": {"enabled": False}, "serviceMonitor": {"enabled": True}}}
+    )
     assert "needs metrics.service.enabled" in err
 
 
@@ -356,9 +446,17 @@ def test_should_require_a_service_account_name_when_not_created():
 
 
 def test_should_render_extra_objects():
-    docs = render({"extraObjects": [
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "{{ .Release.Name }}-x"}},
-    ]})
+    docs = render(
+        {
+            "extraObjects": [
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": "{{ .Release.Name }}-x"},
+                },
+            ]
+        }
+    )
     assert one(docs, "ConfigMap", "dm-x")
 
 
@@ -403,8 +501,12 @@ def test_should_keep_values_and_schema_in_step():
 def test_should_keep_the_chart_readme_and_crd_generated():
     text = (CHART / "README.md").read_text()
     assert text.startswith("<!-- Generated by scripts/gen-chart")
-    for key in ("watchNamespaces", "networkPolicy.workPods.source", "crds.keep",
-                "agent.ttlSecondsAfterFinished"):
+    for key in (
+        "watchNamespaces",
+        "networkPolicy.workPods.source",
+        "crds.keep",
+        "agent.ttlSecondsAfterFinished",
+    ):
         assert f"`{key}`" in text, key
     assert "{{" not in render_text().split("kind: CustomResourceDefinition")[1][:200]
 
@@ -412,8 +514,14 @@ def test_should_keep_the_chart_readme_and_crd_generated():
 def test_should_use_every_value_in_some_template():
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     text = "\n".join(p.read_text() for p in (CHART / "templates").iterdir())
-    free_form = {"resources", "podSecurityContext", "securityContext", "nodeSelector",
-                 "namespaceSelector", "podSelector"}
+    free_form = {
+        "resources",
+        "podSecurityContext",
+        "securityContext",
+        "nodeSelector",
+        "namespaceSelector",
+        "podSelector",
+    }
 
     def leaves(tree: dict, prefix: str = ""):
         for key, sub in tree.items():
@@ -424,3 +532,24 @@ def test_should_use_every_value_in_some_template():
 
     unused = [p for p in leaves(values) if not re.search(rf"\b{p.rsplit('.', 1)[-1]}\b", text)]
     assert unused == [], f"values no template reads: {unused}"
+
+
+def test_should_pass_only_flags_the_controller_binary_knows():
+    binary = ROOT / "target" / "debug" / "datamigrate"
+    if not binary.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{binary} is missing (cargo build --bins)")
+        pytest.skip(f"{binary} is missing")
+    help_text = subprocess.run(
+        [binary, "controller", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    known = set(re.findall(r"--[a-z][a-z-]+", help_text))
+    values = {
+        "watchNamespaces": ["a"],
+        "replicaCount": 2,
+        "agent": {"workspace": {"storageClassName": "fast"}},
+    }
+    args = controller(render(values))["args"]
+    assert args[0] == "controller"
+    flags = {a.split("=", 1)[0] for a in args[1:]}
+    assert flags - known == set(), f"flags the binary does not accept: {flags - known}"
