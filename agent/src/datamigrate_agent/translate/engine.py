@@ -7,6 +7,7 @@ options, ``USE``, ``PRINT``) are kept in the script result with ``skipped`` set.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from datamigrate_agent.translate import _ddl_text
 from datamigrate_agent.translate._context import Context, Options, ResolveTable, SkipStatement
 from datamigrate_agent.translate._schema import Schema
 from datamigrate_agent.translate.errors import TranslationError
-from datamigrate_agent.translate.splitter import split_script, split_statements
+from datamigrate_agent.translate.splitter import split_batches, split_script, split_statements
 from datamigrate_agent.translate.targets import get_target
 from datamigrate_agent.translate.transforms import session, transforms_for
 
@@ -32,6 +33,10 @@ __all__ = [
 ]
 
 SchemaInput = Mapping[str, Mapping[str, str]]
+
+# sqlglot logs a warning for every statement it reads as a bare Command (procedures, SET
+# IDENTITY_INSERT); the translator reports what it could not translate itself.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ def translate_statement(
         TranslationError: the statement does not parse, or cannot keep its meaning.
     """
     state = _Session(Schema.from_mapping(schema), options or Options())
-    pieces = [p for _, batch in _batches(sql) for p in split_statements(batch)]
+    pieces = [p for _, batch in split_batches(sql) for p in split_statements(batch)]
     if len(pieces) != 1:
         raise TranslationError(f"expected one statement, found {len(pieces)}")
     result = _translate_one(pieces[0], 1, target, state, script=False)
@@ -174,12 +179,6 @@ def translate_query(
         raise TranslationError(f"expected a query, found {tree.key.upper()}")
     ctx = Context(get_target(target), state.options, state.schema, resolve_table)
     return _generate(_rewrite(tree, ctx), ctx)[-1]
-
-
-def _batches(text: str) -> list[tuple[int, str]]:
-    from datamigrate_agent.translate.splitter import split_batches
-
-    return split_batches(text)
 
 
 _VIEW_HEADER = re.compile(

@@ -58,11 +58,8 @@ def _stringy(ctx: Context, *nodes: exp.Expression) -> bool:
 
 
 def _is_assignment(node: exp.Expression) -> bool:
-    return (
-        isinstance(node.parent, (exp.Update, exp.SetItem))
-        or node.arg_key == "expressions"
-        and isinstance(node.parent, exp.Update)
-    )
+    """``UPDATE t SET a = 'x'``: the ``=`` assigns, it does not compare."""
+    return isinstance(node.parent, (exp.Update, exp.SetItem))
 
 
 def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:

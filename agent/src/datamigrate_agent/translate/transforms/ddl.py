@@ -14,7 +14,7 @@ from datamigrate_agent.translate._context import Context
 from datamigrate_agent.translate._schema import Identity, table_key
 from datamigrate_agent.translate.transforms._util import lit
 
-__all__ = ["transform"]
+__all__ = ["plain_key_columns", "transform"]
 
 _KEY_CONSTRAINTS = (
     exp.PrimaryKeyColumnConstraint,
@@ -41,7 +41,7 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
     for coldef in coldefs:
         _identity(coldef, table, ctx)
         _bit_default(coldef)
-    _plain_key_columns(body)
+    plain_key_columns(body)
     if not ctx.target.SUPPORTS_CONSTRAINTS:
         _drop_constraints(body)
     return tree
@@ -97,7 +97,7 @@ def _bit_default(coldef: exp.ColumnDef) -> None:
             default.set("this", exp.Boolean(this=flag))
 
 
-def _plain_key_columns(body: exp.Expression) -> None:
+def plain_key_columns(body: exp.Expression) -> None:
     """``PRIMARY KEY (id ASC)``: the order is an index detail; targets want bare columns."""
     for key in body.find_all(exp.PrimaryKey, exp.UniqueColumnConstraint, exp.IndexParameters):
         for ordered in list(key.find_all(exp.Ordered)):

@@ -69,9 +69,11 @@ def _value(value: exp.Expression, dtype: exp.DataType | None, ctx: Context) -> N
         )
         if iso is not None:
             value.replace(exp.Literal.string(iso))
-    elif dtype.this in {exp.DType.CHAR, exp.DType.NCHAR} and isinstance(
-        value, (exp.Literal, exp.National)
-    ) and (value.is_string or isinstance(value, exp.National)):
+    elif (
+        dtype.this in {exp.DType.CHAR, exp.DType.NCHAR}
+        and isinstance(value, (exp.Literal, exp.National))
+        and (value.is_string or isinstance(value, exp.National))
+    ):
         _pad(value, dtype)
     elif dtype.this in _BINARY and isinstance(value, exp.HexString):
         value.replace(binary_literal(value, ctx))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from datamigrate_agent.translate._context import Context, SkipStatement
-from datamigrate_agent.translate.transforms.ddl import _plain_key_columns
+from datamigrate_agent.translate.transforms.ddl import plain_key_columns
 
 __all__ = ["transform"]
 
@@ -26,7 +26,7 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
     if isinstance(tree, exp.Create) and kind == "TABLE" and isinstance(tree.this, exp.Schema):
         _foreign_keys_in_create(tree, ctx)
     if isinstance(tree, exp.Alter):
-        _plain_key_columns(tree)
+        plain_key_columns(tree)
         if tree.find(exp.ForeignKey) is not None and ctx.target.FOREIGN_KEYS == "drop":
             raise SkipStatement(f"{ctx.dialect} cannot add a foreign key to an existing table")
     return tree
@@ -37,7 +37,7 @@ def _index(tree: exp.Create, ctx: Context) -> exp.Expression:
         raise SkipStatement(f"{ctx.dialect} has no indexes")
     index = tree.this
     table = index.args.get("table")
-    _plain_key_columns(index)
+    plain_key_columns(index)
     for option in ("include", "where"):
         params = index.args.get("params")
         if params is not None and params.args.get(option) is not None:
