@@ -168,7 +168,8 @@ def test_modules_parameters_dependencies_and_unreadable_definitions() -> None:
         "nvarchar(10)",
     )
     band_params = funcs["fnFreightBand"].parameters
-    assert band_params is not None and [p.name for p in band_params] == ["@freight"]
+    assert band_params is not None
+    assert [(p.name, p.default) for p in band_params] == [("@freight", "100")]  # from the text
     assert funcs["fnOrdersOf"].kind == "inline"
     assert doc.triggers[0].table == "Orders"
     assert doc.triggers[0].events == ["INSERT", "UPDATE"]

@@ -31,6 +31,7 @@ from uuid import UUID
 
 from datamigrate_agent.errors import PermanentError, RetryableError
 from datamigrate_agent.extract._catalogue_sql import QUERIES
+from datamigrate_agent.extract._cursor import StatementError
 from datamigrate_agent.extract._select import Selection, filter_document
 from datamigrate_agent.metadata import (
     CHARACTER_TYPES,
@@ -317,6 +318,25 @@ def _parameters(rows: list[dict[str, Any]]) -> tuple[list[Parameter], str | None
     return params, returns
 
 
+def _with_defaults(params: list[Parameter], definition: str, kind: str) -> list[Parameter]:
+    """Parameter defaults, which the catalogue does not keep for T-SQL, read from the text."""
+    from datamigrate_agent.extract import _modules
+    from datamigrate_agent.extract._cursor import Cursor
+    from datamigrate_agent.extract._tokens import tokenize_batches
+
+    if not params:
+        return params
+    tokens = tokenize_batches(definition)[0].tokens
+    cur = Cursor(tokens, 0, len(tokens), definition)
+    parse = _modules.parse_procedure if kind == "P" else _modules.parse_function
+    try:
+        parsed = parse(cur, "dbo", {})
+    except (StatementError, ValueError):
+        return params  # a header the script reader cannot read: types still come from sys
+    defaults = {p.name.lower(): p.default for p in parsed.parameters or []}
+    return [p.model_copy(update={"default": defaults.get(p.name.lower())}) for p in params]
+
+
 def _type_text(shape: dict[str, Any]) -> str:
     dtype = str(shape["data_type"])
     if shape["max_length"] is not None:
@@ -371,6 +391,7 @@ def _modules(
                 )  # fmt: skip
         else:
             parameters, returns = _parameters(params.get(oid, []))
+            parameters = _with_defaults(parameters, row["definition"], kind)
             out["procedures" if kind == "P" else "functions"].append(
                 Routine(**common, kind=_FUNCTION_KINDS.get(kind, "procedure"),
                         parameters=parameters, returns=returns, dependencies=dependencies,
