@@ -10,6 +10,10 @@ from sqlglot import exp
 __all__ = ["Identity", "Schema", "table_key"]
 
 
+#: System alias types (``sys.types`` rows with a base type).
+_SYSTEM_ALIASES = {"sysname": "nvarchar(128)"}
+
+
 def table_key(table: exp.Table) -> tuple[str, str]:
     """Return ``(schema, name)`` in lower case; the schema is '' when not written."""
     return (table.db or "").lower(), table.name.lower()

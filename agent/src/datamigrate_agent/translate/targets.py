@@ -41,6 +41,9 @@ class Target:
     #: and cannot add them later, while scripts load children before parents), or "defer"
     #: (added with ALTER TABLE once the whole script has loaded its data).
     FOREIGN_KEYS: ClassVar[str] = "keep"
+    #: Case-insensitive REPLACE as a regular-expression call: ``{s}``, ``{p}`` (pattern),
+    #: ``{r}`` (replacement) are SQL texts; ``{p}`` needs no (?i) prefix unless written here.
+    CI_REPLACE: ClassVar[str] = "REGEXP_REPLACE({s}, {p}, {r}, 'gi')"
     #: Quote every identifier: the target folds unquoted names (PostgreSQL to lower case,
     #: Snowflake to upper case) while SQL Server keeps the spelling, case-insensitively.
     QUOTE_IDENTIFIERS: ClassVar[bool] = True
@@ -165,6 +168,7 @@ class Redshift(Postgres):
     """Amazon Redshift: PostgreSQL-like, no UUID, VARBYTE for binary data, QUALIFY exists."""
 
     NAME = "redshift"
+    CI_REPLACE = "REGEXP_REPLACE({s}, {p}, {r}, 1, 'i')"
     BINARY_LITERAL = "FROM_HEX('{hex}')"
     SUPPORTS_INDEXES = False
     FOREIGN_KEYS = "keep"
@@ -196,6 +200,7 @@ class Snowflake(Target):
     """Snowflake."""
 
     NAME = "snowflake"
+    CI_REPLACE = "REGEXP_REPLACE({s}, {p}, {r}, 1, 0, 'i')"
     BINARY_LITERAL = "TO_BINARY('{hex}', 'HEX')"
     LOCAL_NOW = "CAST(CURRENT_TIMESTAMP() AS TIMESTAMP_NTZ)"
     REGEX_FULL_MATCH = "REGEXP_LIKE"
@@ -220,6 +225,7 @@ class BigQuery(Target):
     """Google BigQuery (NUMERIC holds at most 29 integer digits and 9 decimals)."""
 
     NAME = "bigquery"
+    CI_REPLACE = "REGEXP_REPLACE({s}, {pi}, {r})"
     QUOTE_IDENTIFIERS = False
     LOCAL_NOW = "CURRENT_DATETIME()"
     EXTRACT_FIELDS = {"DAYOFYEAR": "DAYOFYEAR"}
@@ -273,6 +279,7 @@ class Databricks(Target):
     """Databricks SQL (Spark SQL semantics, ANSI mode)."""
 
     NAME = "databricks"
+    CI_REPLACE = "REGEXP_REPLACE({s}, {pi}, {r})"
     QUOTE_IDENTIFIERS = False
     BINARY_LITERAL = "X'{hex}'"
     LOCAL_NOW = "LOCALTIMESTAMP()"

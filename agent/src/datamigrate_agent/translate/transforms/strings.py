@@ -7,10 +7,15 @@
   BigQuery and Databricks treat such a start as 1).
 - STUFF is NULL for a start outside the string and deletes when the insertion is NULL.
 - CONCAT() treats NULL as '' and converts numbers to text.
+- REPLACE matches case-insensitively under a CI collation (REPLACE('ABC', 'b', 'x') is
+  'AxC'): a constant search string with letters becomes a case-insensitive regex replace.
 """
 
 from __future__ import annotations
 
+import re
+
+import sqlglot
 from sqlglot import exp
 
 from datamigrate_agent.translate._context import Context
@@ -42,7 +47,7 @@ def _text(node: exp.Expression, ctx: Context) -> exp.Expression:
 
 
 def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
-    """Rewrite LEN, CHARINDEX, SUBSTRING, STUFF, LEFT/RIGHT and CONCAT."""
+    """Rewrite LEN, CHARINDEX, SUBSTRING, STUFF, LEFT/RIGHT, CONCAT and REPLACE."""
     handlers = {
         exp.Length: _len,
         exp.StrPosition: _charindex,
@@ -51,6 +56,7 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
         exp.Concat: _concat,
         exp.Left: _left_right,
         exp.Right: _left_right,
+        exp.Replace: _replace,
     }
     for node in bottom_up(tree, *handlers):
         new = handlers[type(node)](node, ctx)
@@ -128,3 +134,24 @@ def _concat(node: exp.Concat, ctx: Context) -> exp.Expression:
     for part in parts[1:]:
         out = exp.DPipe(this=out, expression=part)
     return exp.paren(out) if len(parts) > 1 else out
+
+
+def _replace(node: exp.Replace, ctx: Context) -> exp.Expression:
+    search, replacement = node.expression, node.args.get("replacement")
+    if not ctx.options.case_insensitive or not isinstance(search, (exp.Literal, exp.National)):
+        return node
+    if replacement is None or not re.search(r"[A-Za-z]", search.name):
+        return node
+    pattern = re.escape(search.name)
+    if not isinstance(replacement, (exp.Literal, exp.National)) or re.search(
+        r"[\\$]", replacement.name
+    ):
+        return node  # the replacement could hold regex syntax: keep a plain REPLACE
+    replacement = lit(replacement.name)
+    texts = {
+        "s": _text(node.this, ctx).sql(ctx.dialect),
+        "p": lit(pattern).sql(ctx.dialect),
+        "pi": lit("(?i)" + pattern).sql(ctx.dialect),
+        "r": replacement.sql(ctx.dialect),
+    }
+    return sqlglot.parse_one(ctx.target.CI_REPLACE.format(**texts), dialect=ctx.dialect)
