@@ -28,10 +28,14 @@ SUBCOMMANDS = {
 log = logging.getLogger(__name__)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="datamigrate_agent", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, module in SUBCOMMANDS.items():
+    # Import only the subcommand asked for: the graph's imports (langgraph, dbt) take seconds,
+    # which extract and translate should not pay. Without one, load all for the help text.
+    chosen = [a for a in argv[:1] if a in SUBCOMMANDS] or list(SUBCOMMANDS)
+    for name in chosen:
+        module = SUBCOMMANDS[name]
         mod = importlib.import_module(module)
         sub_parser = sub.add_parser(name, help=(mod.__doc__ or "").strip().splitlines()[0])
         mod.add_arguments(sub_parser)
@@ -53,7 +57,8 @@ def _write_termination_message(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, run the subcommand, and map errors to exit statuses."""
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser(argv).parse_args(argv)
     setup_logging()
     try:
         return int(args._module.run(args))
