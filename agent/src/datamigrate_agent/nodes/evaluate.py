@@ -84,8 +84,6 @@ def _not_built(ctx: Context, state: State, model: str) -> str | None:
     cfg, build = ctx.config, state.get("build", {})
     if not cfg.validate:
         return "not validated (--no-validate): generated only"
-    if cfg.target not in RUNNABLE_TARGETS:
-        return (f"no {cfg.target} engine here: checked by dbt parse only, not built")
     if build.get("parse_error") and not build.get("blamed"):
         return f"dbt parse failed: {build['parse_error'][:500]}"
     result = build.get("models", {}).get(model)
@@ -93,6 +91,9 @@ def _not_built(ctx: Context, state: State, model: str) -> str | None:
         return "dbt did not report this model"
     if result["status"] == "error":
         return f"dbt build failed: {result['message']}"
+    if cfg.target not in RUNNABLE_TARGETS:
+        return (f"no {cfg.target} engine here: checked by dbt parse and by sqlglot's "
+                f"{cfg.target} parser only, not built")
     if result["status"] != "success":
         return f"not built ({result['status']}): an upstream model failed"
     return None

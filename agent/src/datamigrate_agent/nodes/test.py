@@ -91,10 +91,40 @@ def test_project(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             run = run_dbt(cfg.project_dir, _stand_in_profiles(ctx, Path(tmp)), build=False,
                           vars_=vars_)  # fmt: skip
     update["build"] = _summarise(run, state, round_no)
+    if not runnable and run.parsed and cfg.validate:
+        update["build"]["models"] = _dialect_check(cfg.project_dir, state, cfg.target)
     log.info("Built project", extra={"fields": {"node": "test", "round": round_no,
              "parsed": run.parsed, "seconds": run.seconds,
              "failing": len(failing_models(update["build"]))}})  # fmt: skip
     return update
+
+
+_JINJA_REF = re.compile(r"\{\{\s*ref\('([A-Za-z0-9_]+)'\)\s*\}\}")
+_JINJA_SOURCE = re.compile(r"\{\{\s*source\('([A-Za-z0-9_]+)',\s*'([A-Za-z0-9_]+)'\)\s*\}\}")
+_JINJA_CONFIG = re.compile(r"\{\{\s*config\(.*?\)\s*\}\}")
+
+
+def _dialect_check(project: Path, state: State, target: str) -> dict[str, Any]:
+    # Without the target engine, every model's SQL must at least parse in its dialect.
+    import sqlglot
+
+    from datamigrate_agent.llm import sqlglot_dialect
+
+    models: dict[str, Any] = {}
+    for pm in state["plan"].values():
+        path = project / pm["path"]
+        if not path.is_file():
+            continue
+        sql = _JINJA_CONFIG.sub("", path.read_text(encoding="utf-8"))
+        sql = _JINJA_SOURCE.sub(lambda m: f"{m.group(1)}.{m.group(2)}", _JINJA_REF.sub(
+            lambda m: m.group(1), sql))  # fmt: skip
+        try:
+            sqlglot.parse_one(sql, read=sqlglot_dialect(target))
+            models[pm["model"]] = {"status": "success", "message": None}
+        except sqlglot.errors.SqlglotError as e:
+            message = f"does not parse as {target} SQL: {str(e).splitlines()[0][:300]}"
+            models[pm["model"]] = {"status": "error", "message": message}
+    return models
 
 
 def failing_models(build: dict[str, Any]) -> list[str]:
