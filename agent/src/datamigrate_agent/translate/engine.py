@@ -37,6 +37,7 @@ SchemaInput = Mapping[str, Mapping[str, str]]
 # sqlglot logs a warning for every statement it reads as a bare Command (procedures, SET
 # IDENTITY_INSERT); the translator reports what it could not translate itself.
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,11 @@ def _translate_one(
         return TranslatedStatement(text, line, kind="other", error=e.reason)
     except SkipStatement as e:
         return TranslatedStatement(text, line, kind=_kind(tree), skipped=e.reason)
+    except Exception as e:  # noqa: BLE001 - one statement's bug must not lose the script
+        log.warning("Translation crashed", extra={"fields": {"line": line, "error": repr(e)}})
+        return TranslatedStatement(
+            text, line, kind="other", error=f"translator failure ({type(e).__name__}: {e})"
+        )
     return TranslatedStatement(text, line, tuple(statements), _kind(tree))
 
 

@@ -38,6 +38,14 @@ _SKIPS = [
     ),
     (re.compile(r"^\s*UPDATE\s+STATISTICS\b", re.I), "refreshes optimizer statistics"),
     (
+        re.compile(
+            r"^\s*(IF|EXEC|EXECUTE)\b.*\b(sysdatabases|sp_dboption|SERVERPROPERTY|DB_NAME\s*\(|"
+            r"RAISERROR|ALTER\s+DATABASE|DROP\s+DATABASE)",
+            re.I | re.S,
+        ),
+        "server administration (database options, checks on the server)",
+    ),
+    (
         re.compile(r"^\s*(CHECKPOINT|DBCC|RAISERROR|WAITFOR)\b", re.I),
         "server maintenance or messaging statement",
     ),

@@ -74,6 +74,10 @@ def _top(
     select: exp.Select, limit: exp.Limit, options: exp.Expression, ctx: Context
 ) -> exp.Expression:
     ties, percent = options.args.get("with_ties"), options.args.get("percent")
+    n_value = limit.expression
+    if percent and n_value.is_number and float(n_value.name) >= 100:
+        select.set("limit", None)  # TOP 100 PERCENT (SSMS views): every row
+        return select
     order = _window_order(select)
     if ties and order is None:
         raise TranslationError("TOP ... WITH TIES needs an ORDER BY")
