@@ -213,6 +213,7 @@ async fn run(args: RunArgs) -> Result<()> {
         note(&mut r.notes, outcome);
     }
     r.run.duration_s = started.elapsed().as_secs_f64();
+    r.machine.load_end = load_average();
     write_json(&args.out, &r)?;
     println!("{}", results::table(&r));
     Ok(())
@@ -288,12 +289,11 @@ async fn floor_phase(
     let outcome = async {
         if lat {
             tracing::info!(n = run.latency_n, "Floor latency");
-            latency.floor_job = Some(
-                bench
-                    .latency(NS_FLOOR_LATENCY, run.latency_n, Need::Job)
-                    .await?
-                    .0,
-            );
+            let run = bench
+                .latency(NS_FLOOR_LATENCY, run.latency_n, Need::Job)
+                .await?;
+            latency.floor_seen = Some(run.seen);
+            latency.floor_job = Some(run.job);
         }
         if burst {
             tracing::info!(n = run.burst_n, "Floor burst");
@@ -351,9 +351,10 @@ async fn operator_latency(
     let deleted =
         cluster::delete_migrations(&bench.client, NS_OPERATOR_LATENCY, DELETE_TIMEOUT).await;
     let stopped = op.proc.stop().await;
-    let (job, status) = outcome?;
-    latency.operator_job = Some(job);
-    latency.operator_status = status;
+    let run = outcome?;
+    latency.operator_seen = Some(run.seen);
+    latency.operator_job = Some(run.job);
+    latency.operator_status = run.status;
     deleted.and(stopped)?;
     cluster::delete_namespace(&bench.client, NS_OPERATOR_LATENCY).await
 }
@@ -481,7 +482,18 @@ async fn machine(client: &Client) -> results::Machine {
             .apiserver_version()
             .await
             .map_or(String::new(), |v| v.git_version),
+        load_start: load_average(),
+        load_end: String::new(),
     }
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn write_json(path: &Path, r: &Results) -> Result<()> {

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::http::{self, ReconcileMetric};
 use crate::procs::{self, Memory, Proc};
 use crate::results::{BurstSide, MemoryPoint, StartupPoint, Stats};
-use crate::tracker::{Need, Tracker};
+use crate::tracker::{Marks, Need, Tracker};
 
 /// Bound on one Migration's wait in the latency scenario.
 const ONE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -138,8 +138,8 @@ impl Bench {
     }
 
     /// Creates `n` Migrations one after another, each once the previous one has what `need`
-    /// asks for; returns apply-to-Job and apply-to-status statistics.
-    pub async fn latency(&self, ns: &str, n: usize, need: Need) -> Result<(Stats, Option<Stats>)> {
+    /// asks for.
+    pub async fn latency(&self, ns: &str, n: usize, need: Need) -> Result<LatencyRun> {
         cluster::prepare_namespace(&self.client, ns).await?;
         let tracker = Tracker::start(&self.client, ns).await?;
         let api = cluster::migrations(&self.client, ns);
@@ -160,19 +160,16 @@ impl Bench {
                 });
             }
         }
-        let marks: Vec<_> = tracker
+        let marks: Vec<Marks> = tracker
             .snapshot()
             .into_values()
             .filter(|m| m.sent.is_some())
             .collect();
-        let jobs: Vec<f64> = marks.iter().filter_map(|m| m.job_ms()).collect();
-        let job_stats = Stats::of(jobs.clone(), marks.len() - jobs.len());
-        let status_stats = (need == Need::JobAndStatus).then(|| {
-            let status: Vec<f64> = marks.iter().filter_map(|m| m.status_ms()).collect();
-            let missing = marks.len() - status.len();
-            Stats::of(status, missing)
-        });
-        Ok((job_stats, status_stats))
+        Ok(LatencyRun {
+            seen: stats_of(&marks, Marks::seen_ms),
+            job: stats_of(&marks, Marks::job_ms),
+            status: (need == Need::JobAndStatus).then(|| stats_of(&marks, Marks::status_ms)),
+        })
     }
 
     /// Creates the Migrations `range` of `ns` at once and measures until all have what `need`
@@ -255,6 +252,23 @@ impl Bench {
     }
 }
 
+/// What one latency run measured.
+pub struct LatencyRun {
+    /// Apply to the Migration visible on the driver's watch.
+    pub seen: Stats,
+    /// Apply to first Job.
+    pub job: Stats,
+    /// Apply to first status write, when it was awaited.
+    pub status: Option<Stats>,
+}
+
+/// Statistics of one latency over `marks`; a missing one counts as a timeout.
+fn stats_of(marks: &[Marks], pick: fn(&Marks) -> Option<f64>) -> Stats {
+    let samples: Vec<f64> = marks.iter().filter_map(pick).collect();
+    let missing = marks.len() - samples.len();
+    Stats::of(samples, missing)
+}
+
 /// One burst: where, which Migrations, who is measured, what to wait for.
 pub struct BurstRun<'a> {
     /// Namespace (prepared, tracked).
@@ -291,7 +305,7 @@ fn summarise(
         .map(|(_, m)| m)
         .collect();
     let jobs: Vec<f64> = marks.iter().filter_map(|m| m.job_ms()).collect();
-    let last = |pick: fn(&crate::tracker::Marks) -> Option<Instant>| {
+    let last = |pick: fn(&Marks) -> Option<Instant>| {
         marks
             .iter()
             .filter_map(pick)

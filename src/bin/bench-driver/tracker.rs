@@ -26,6 +26,8 @@ const WATCH_START: Duration = Duration::from_secs(30);
 pub struct Marks {
     /// Just before the create request was sent.
     pub sent: Option<Instant>,
+    /// When the driver's Migration watch first saw it (one write, one watch hop).
+    pub seen: Option<Instant>,
     /// When the driver's Job watch first saw a Job owned by it.
     pub job: Option<Instant>,
     /// When the driver's Migration watch first saw it with a non-empty status.
@@ -37,6 +39,16 @@ impl Marks {
     pub fn job_ms(&self) -> Option<f64> {
         Some(
             self.job?
+                .saturating_duration_since(self.sent?)
+                .as_secs_f64()
+                * 1e3,
+        )
+    }
+
+    /// Sent to visible on a watch, in milliseconds.
+    pub fn seen_ms(&self) -> Option<f64> {
+        Some(
+            self.seen?
                 .saturating_duration_since(self.sent?)
                 .as_secs_f64()
                 * 1e3,
@@ -219,16 +231,20 @@ async fn watch_jobs(
     }
 }
 
-/// Marks every Migration seen with a non-empty status.
+/// Marks when each Migration is first seen, and first seen with a non-empty status.
 async fn watch_migrations(api: Api<DynamicObject>, tracker: Arc<Tracker>, ready: mpsc::Sender<()>) {
     let stream = watcher(api, watcher::Config::default()).default_backoff();
     let mut stream = std::pin::pin!(stream);
     while let Some(event) = stream.next().await {
         match event {
-            Ok(Event::Apply(obj) | Event::InitApply(obj)) if has_status(&obj) => {
+            Ok(Event::Apply(obj) | Event::InitApply(obj)) => {
                 let now = Instant::now();
+                let written = has_status(&obj);
                 tracker.mark(obj.name_any(), |m| {
-                    m.status.get_or_insert(now);
+                    m.seen.get_or_insert(now);
+                    if written {
+                        m.status.get_or_insert(now);
+                    }
                 });
             }
             Ok(Event::InitDone) => {
@@ -260,6 +276,7 @@ mod tests {
         let sent = Instant::now();
         let m = Marks {
             sent: Some(sent),
+            seen: None,
             job: Some(sent + Duration::from_millis(7)),
             status: None,
         };
