@@ -1,6 +1,6 @@
 """String comparison as SQL Server does it: trailing spaces ignored, case ignored (CI).
 
-``=``, ``<>``, ``<``, ``>``, IN and BETWEEN between strings compare ``LOWER(RTRIM(x, ' '))``
+``=``, ``<>``, ``<``, ``>``, IN, BETWEEN, simple CASE and NULLIF between strings compare ``LOWER(RTRIM(x, ' '))``
 (literals are folded at translation time); LIKE becomes ILIKE (or LOWER on both sides),
 ``LIKE '[0-9]%'`` character classes become an anchored regular expression;
 ``COUNT(DISTINCT s)``, ``GROUP BY s`` and ``SELECT DISTINCT s`` group the same way, keeping
@@ -76,6 +76,10 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
         if _stringy(ctx, node.this, node.args["low"], node.args["high"]):
             for key in ("this", "low", "high"):
                 node.set(key, normalise(node.args[key], ctx))
+    for node in list(tree.find_all(exp.Case)):
+        _simple_case(node, ctx)
+    for node in list(tree.find_all(exp.Nullif)):
+        _nullif(node, ctx)
     for node in list(tree.find_all(exp.Like)):
         _like(node, ctx)
     for node in list(tree.find_all(exp.Count)):
@@ -125,6 +129,27 @@ def _in(node: exp.In, ctx: Context) -> None:
             item = select.expressions[0]
             inner = item.this if isinstance(item, exp.Alias) else item
             inner.replace(normalise(inner.copy(), ctx))
+
+
+def _simple_case(node: exp.Case, ctx: Context) -> None:
+    """``CASE s WHEN 'a' THEN ...`` compares s with each value by ``=``."""
+    operand = node.args.get("this")
+    ifs = node.args.get("ifs") or []
+    if operand is None or not _stringy(ctx, operand, *(i.this for i in ifs)):
+        return
+    node.set("this", normalise(operand, ctx))
+    for branch in ifs:
+        branch.set("this", normalise(branch.this, ctx))
+
+
+def _nullif(node: exp.Nullif, ctx: Context) -> None:
+    """NULLIF(a, b) is NULL when a = b, so '  ' and '' (or 'A' and 'a' under CI) match."""
+    if not _stringy(ctx, node.this, node.expression):
+        return
+    same = exp.EQ(
+        this=normalise(node.this.copy(), ctx), expression=normalise(node.expression.copy(), ctx)
+    )
+    node.replace(exp.Case(ifs=[exp.If(this=same, true=exp.Null())], default=node.this.copy()))
 
 
 def _like(node: exp.Like, ctx: Context) -> None:
