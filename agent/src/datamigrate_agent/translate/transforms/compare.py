@@ -1,8 +1,8 @@
 """String comparison as SQL Server does it: trailing spaces ignored, case ignored (CI).
 
 ``=``, ``<>``, ``<``, ``>``, IN, BETWEEN, simple CASE and NULLIF between strings compare
-``LOWER(RTRIM(x, ' '))`` (literals are folded at translation time); LIKE becomes ILIKE (or LOWER on both sides),
-``LIKE '[0-9]%'`` character classes become an anchored regular expression;
+``LOWER(RTRIM(x, ' '))`` (literals are folded at translation time); LIKE becomes ILIKE (or
+LOWER on both sides), ``LIKE '[0-9]%'`` character classes become an anchored regular expression;
 ``COUNT(DISTINCT s)``, ``GROUP BY s`` and ``SELECT DISTINCT s`` group the same way, keeping
 one of the group's spellings (MIN); ORDER BY a string column sorts case-insensitively.
 A string compared with a number is converted to the number's type, as T-SQL does.
