@@ -72,6 +72,8 @@ class Outcome(TypedDict, total=False):
     """What the repair step changed, in order."""
     checks: dict[str, Any]
     """Evaluation figures (row counts, checksums)."""
+    note: str
+    """What a person should know about a converted object (e.g. parameters became vars)."""
 
 
 class InputState(TypedDict):

@@ -72,7 +72,7 @@ def test_procedure_shapes_name_the_construct_that_blocks_conversion() -> None:
         "create proc p as select a from t; select b from u": "2 result sets",
         "create proc p as update t set a = 1": "modifies data (UPDATE)",
         "create proc p as select a into #t from u select * from #t": "temporary tables",
-        "create proc p @x int as select a from t where b = @x": "takes parameters (@x)",
+        "create proc p @x int output as select @x = count(*) from t": "assigns variables",
         "create proc p as if 1 = 1 select 1": "control flow (IF)",
     }
     for text, reason in cases.items():
@@ -81,3 +81,24 @@ def test_procedure_shapes_name_the_construct_that_blocks_conversion() -> None:
         assert any(reason in r for r in shape.reasons), (text, shape.reasons)
     ok = procedure_shape("create proc p as begin set nocount on; select a from t end", [])
     assert ok.select == "select a from t"
+    with_param = procedure_shape("create proc p @x int as select a from t where b = @x", ["@x"])
+    assert with_param.select == "select a from t where b = @x"
+
+
+def test_procedure_parameters_become_dbt_vars_null_until_set(tmp_path: Path) -> None:
+    from datamigrate_agent.metadata import Parameter, Routine, dump_metadata, load_metadata
+
+    write_tiny_workspace(tmp_path)
+    doc = load_metadata(tmp_path / "metadata.json")
+    doc.procedures.append(Routine(
+        schema="dbo", name="ByCustomer", kind="procedure",
+        parameters=[Parameter(name="@Cust", ordinal=1, data_type="nchar", max_length=5)],
+        definition="CREATE PROCEDURE ByCustomer @Cust nchar(5) AS "
+                   "SELECT OrderID FROM [Order Details] WHERE CustomerID = @Cust",
+        dependencies=["dbo.Order Details"]))  # fmt: skip
+    dump_metadata(doc, tmp_path / "metadata.json")
+    state, _ = run_until_test(tmp_path)
+    sql = state["sql"]["dbo.bycustomer"]
+    assert "{{ datamigrate_param('tiny__by_customer__cust', 'VARCHAR') }}" in sql
+    assert "@Cust" not in sql and "__param_" not in sql
+    assert "var('tiny__by_customer__cust')" in state["outcomes"]["dbo.bycustomer"]["note"]

@@ -45,6 +45,13 @@ group by {{{{ columns | join(', ') }}}}
 having count(*) > 1
 {{% endtest %}}
 
+{{% macro datamigrate_param(name, type) %}}
+{{# A stored procedure's parameter, as a dbt var: NULL of its type until the var is set. #}}
+{{%- set value = var(name, none) -%}}
+{{%- if value is none -%}}cast(null as {{{{ type }}}})
+{{%- else -%}}cast('{{{{ value | string | replace("'", "''") }}}}' as {{{{ type }}}}){{%- endif -%}}
+{{% endmacro %}}
+
 {{% test {RELATIONSHIP_MACRO}(model, columns, to, fields) %}}
 {{# Rows whose composite foreign key has no parent row. #}}
 select {{% for c in columns %}}child.{{{{ c }}}}{{% if not loop.last %}}, {{% endif %}}{{% endfor %}}

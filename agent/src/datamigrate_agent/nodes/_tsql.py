@@ -174,15 +174,17 @@ def _reasons_of(stmt: list[Token]) -> list[str]:
 
 
 def procedure_shape(definition: str, parameters: list[str]) -> ProcedureShape:
-    """Whether a procedure is one SELECT result set, and why not when it is not."""
+    """Whether a procedure is one SELECT result set, and why not when it is not.
+
+    Parameters do not block conversion (the caller turns them into dbt vars); they are only
+    used to tell ``SELECT @param = ...`` assignments from a result set.
+    """
     try:
         _, body = _after_as(_tokens(definition))
     except (TokenError, ValueError) as e:
         return ProcedureShape(None, [f"body could not be read: {e}"])
     stmts = _statements(_strip_begin_end(body))
     reasons: list[str] = []
-    if parameters:
-        reasons.append(f"takes parameters ({', '.join(parameters)}): a dbt model has none")
     if any(t.token_type == TokenType.HASH for t in body):
         reasons.append("uses temporary tables (#name)")
     selects = []

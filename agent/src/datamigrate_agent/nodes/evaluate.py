@@ -136,6 +136,8 @@ def evaluate_results(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             if prior.get("status") != "flagged" and o["key"] in state["plan"]:
                 try:
                     prior.update(_verdict(ctx, state, con, o))
+                    if prior.get("note"):
+                        prior["reason"] = f"{prior.get('reason')}; {prior['note']}"
                 except Exception as e:  # noqa: BLE001 - one object's check must not stop others
                     prior.update(status="failed", reason=f"evaluation failed: {e}"[:500])
             outcomes[o["key"]] = prior

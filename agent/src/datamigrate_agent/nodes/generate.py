@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from langgraph.runtime import Runtime
 
-from datamigrate_agent.metadata import MetadataDocument, Routine, View
+from datamigrate_agent.metadata import Column, MetadataDocument, Routine, View
 from datamigrate_agent.nodes._context import Context
-from datamigrate_agent.nodes._names import object_key
+from datamigrate_agent.nodes._names import object_key, snake
 from datamigrate_agent.nodes._project import ProjectInputs, write_project
-from datamigrate_agent.nodes._sql import TranslationFailed, translate_select, type_schema
+from datamigrate_agent.nodes._sql import (
+    TranslationFailed,
+    column_type,
+    translate_select,
+    type_schema,
+)
 from datamigrate_agent.nodes._tsql import procedure_shape, view_select
 from datamigrate_agent.state import Outcome, PlannedModel, State
 
@@ -20,8 +26,14 @@ __all__ = ["generate_project", "body_of", "project_inputs"]
 log = logging.getLogger(__name__)
 
 
+_PARAM_MARK = re.compile(r"[\"`\[]?\b__param_([A-Za-z0-9_]+)\b[\"`\]]?", re.IGNORECASE)
+
+
 def body_of(obj: View | Routine) -> str:
     """The T-SQL SELECT of a view or of a one-result-set procedure.
+
+    A procedure's ``@param`` becomes the column-like marker ``__param_<name>`` so the
+    translator passes it through; ``_bind_params`` turns the markers into dbt vars.
 
     Raises:
         TranslationFailed: with the precise reason the object is no single SELECT.
@@ -31,11 +43,39 @@ def body_of(obj: View | Routine) -> str:
             return view_select(obj.definition)
         except ValueError as e:
             raise TranslationFailed(str(e)) from e
-    params = [p.name for p in obj.parameters or []]
-    shape = procedure_shape(obj.definition, params)
+    if obj.parameters is None:
+        raise TranslationFailed("the parameter list could not be read by extract")
+    outputs = [p.name for p in obj.parameters if p.output]
+    if outputs:
+        raise TranslationFailed(f"returns OUTPUT parameters ({', '.join(outputs)})")
+    shape = procedure_shape(obj.definition, [p.name for p in obj.parameters])
     if shape.select is None:
         raise TranslationFailed("; ".join(shape.reasons))
-    return shape.select
+    sql = shape.select
+    for p in sorted(obj.parameters, key=lambda p: -len(p.name)):
+        name = p.name.lstrip("@")
+        sql = re.sub(rf"@{re.escape(name)}\b", f"__param_{name}", sql, flags=re.IGNORECASE)
+    return sql
+
+
+def param_var(model: str, param: str) -> str:
+    """The dbt var that stands for a procedure parameter."""
+    return f"{model}__{snake(param.lstrip('@'))}"
+
+
+def _bind_params(sql: str, obj: Routine, model: str, target: str) -> str:
+    params = {p.name.lstrip("@").lower(): p for p in obj.parameters or []}
+
+    def bind(m: re.Match[str]) -> str:
+        p = params.get(m.group(1).lower())
+        if p is None:
+            return m.group(0)
+        kind = column_type(Column(name=p.name, ordinal=1, data_type=p.data_type,
+                                  max_length=p.max_length, precision=p.precision,
+                                  scale=p.scale), target)  # fmt: skip
+        return "{{ datamigrate_param('" + param_var(model, p.name) + "', '" + kind + "') }}"
+
+    return _PARAM_MARK.sub(bind, sql)
 
 
 def _translate(
@@ -59,7 +99,16 @@ def _translate(
     sql = translate_select(body_of(obj), target, resolve, types)
     if missing:
         raise TranslationFailed("; ".join(dict.fromkeys(missing)))
+    if isinstance(obj, Routine) and obj.parameters:
+        sql = _bind_params(sql, obj, plan[object_key(obj.schema_, obj.name)]["model"], target)
     return sql
+
+
+def _params_note(obj: View | Routine, model: str) -> str | None:
+    if not isinstance(obj, Routine) or not obj.parameters:
+        return None
+    names = ", ".join(f"{p.name} -> var('{param_var(model, p.name)}')" for p in obj.parameters)
+    return f"parameters became dbt vars ({names}), NULL until set: built with no rows selected"
 
 
 def _routines(doc: MetadataDocument) -> dict[str, View | Routine]:
@@ -98,6 +147,9 @@ def generate_project(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         ctx.progress.update(current=plan[key]["model"])
         try:
             sql[key] = _translate(objects[key], plan, blocked, target, types)
+            note = _params_note(objects[key], plan[key]["model"])
+            if note:
+                outcomes[key] = {**outcomes.get(key, {"attempts": 0}), "note": note}
         except TranslationFailed as e:
             blocked[key] = str(e)
             outcomes[key] = {"status": "flagged", "reason": str(e), "attempts": 0}
