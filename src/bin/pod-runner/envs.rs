@@ -88,13 +88,10 @@ fn add_env_var(refs: &mut References, source: Option<&EnvVarSource>) {
 }
 
 impl Sources {
+    // As the kubelet does, env reads only `data`: `binaryData` is for volumes.
     fn config_map_value(&self, name: &str, key: &str) -> Option<String> {
         let cm = self.config_maps.get(name)?.as_ref()?;
-        if let Some(value) = cm.data.as_ref().and_then(|d| d.get(key)) {
-            return Some(value.clone());
-        }
-        let bytes = cm.binary_data.as_ref().and_then(|d| d.get(key))?;
-        Some(String::from_utf8_lossy(&bytes.0).into_owned())
+        cm.data.as_ref().and_then(|d| d.get(key)).cloned()
     }
 
     fn secret_value(&self, name: &str, key: &str) -> Option<String> {
@@ -105,12 +102,7 @@ impl Sources {
 
     fn config_map_pairs(&self, name: &str) -> Option<Vec<(String, String)>> {
         let cm = self.config_maps.get(name)?.as_ref()?;
-        let mut pairs: Vec<(String, String)> =
-            cm.data.clone().unwrap_or_default().into_iter().collect();
-        for (key, bytes) in cm.binary_data.iter().flatten() {
-            pairs.push((key.clone(), String::from_utf8_lossy(&bytes.0).into_owned()));
-        }
-        Some(pairs)
+        Some(cm.data.clone().unwrap_or_default().into_iter().collect())
     }
 
     fn secret_pairs(&self, name: &str) -> Option<Vec<(String, String)>> {
@@ -137,7 +129,8 @@ pub fn container_env(
         vars.extend(env_from_pairs(from, sources)?);
     }
     for var in container.env.iter().flatten() {
-        if let Some(value) = env_var_value(pod, var, sources, &vars)? {
+        let value = env_var_value(pod, var, sources, &vars)?.filter(|v| is_env_value(v));
+        if let Some(value) = value {
             vars.push((var.name.clone(), value));
         }
     }
@@ -167,7 +160,7 @@ fn env_from_pairs(from: &EnvFromSource, sources: &Sources) -> Result<Vec<(String
         Some(pairs) => Ok(pairs
             .into_iter()
             .map(|(k, v)| (format!("{prefix}{k}"), v))
-            .filter(|(k, _)| is_env_name(k))
+            .filter(|(k, v)| is_env_name(k) && is_env_value(v))
             .collect()),
         None if optional == Some(true) => Ok(Vec::new()),
         None => Err(Error::config(format!("{kind} \"{name}\" not found"))),
@@ -252,6 +245,11 @@ fn is_env_name(name: &str) -> bool {
     !name.is_empty() && !name.contains('=') && !name.contains('\0')
 }
 
+/// A process environment cannot hold NUL bytes; such a variable is left out.
+fn is_env_value(value: &str) -> bool {
+    !value.contains('\0')
+}
+
 fn dedup_keep_last(vars: Vec<(String, String)>) -> Vec<(String, String)> {
     let mut seen = BTreeSet::new();
     let mut out: Vec<(String, String)> = vars
@@ -334,7 +332,10 @@ mod tests {
         }));
         let vars = container_env(&pod(), &c, &sources(), Vec::new()).unwrap();
         assert_eq!(get(&vars, "CFG_MODE"), Some("slow"));
-        assert_eq!(get(&vars, "CFG_BLOB"), Some("hi"));
+        assert!(
+            get(&vars, "CFG_BLOB").is_none(),
+            "binaryData is not for env"
+        );
         assert_eq!(get(&vars, "password"), Some("s3cr3t"));
         assert!(get(&vars, "CFG_bad=key").is_none());
         assert_eq!(vars.iter().filter(|(k, _)| k == "CFG_MODE").count(), 1);
@@ -350,6 +351,19 @@ mod tests {
         let c = container(json!({"envFrom": [{"configMapRef": {"name": "gone"}}]}));
         let err = container_env(&pod(), &c, &sources(), Vec::new()).unwrap_err();
         assert_eq!(err.to_string(), "configmap \"gone\" not found");
+    }
+
+    #[test]
+    fn values_with_nul_bytes_are_left_out_of_the_environment() {
+        let mut sources = sources();
+        let mut secret = Secret::default();
+        secret.data = Some([("bin".to_owned(), ByteString(vec![0, 1]))].into());
+        sources.secrets.insert("raw".to_owned(), Some(secret));
+        let c = container(json!({"envFrom": [{"secretRef": {"name": "raw"}}], "env": [
+            {"name": "B", "valueFrom": {"secretKeyRef": {"name": "raw", "key": "bin"}}}
+        ]}));
+        let vars = container_env(&pod(), &c, &sources, Vec::new()).unwrap();
+        assert!(vars.is_empty(), "{vars:?}");
     }
 
     #[test]
