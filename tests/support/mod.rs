@@ -212,3 +212,18 @@ pub async fn delete_namespace_and_wait(client: &Client, name: &str, timeout: Dur
     })
     .await;
 }
+
+/// Runs `scripts/dev-cluster <command>` on the cluster the tests use and asserts it succeeded.
+pub fn dev_cluster(command: &str) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dev-cluster");
+    let output = Command::new(&script)
+        .arg(command)
+        .env("DATAMIGRATE_CLUSTER_DIR", cluster_dir())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "dev-cluster {command} failed: {stderr}"
+    );
+}

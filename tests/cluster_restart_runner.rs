@@ -1,0 +1,68 @@
+//! A restart of the pod runner fails the `restartPolicy: Never` pods it was running (their
+//! processes died with it), and the Job controller replaces them (its own test binary: the
+//! restart would disturb tests running beside it).
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+#[tokio::test]
+async fn runner_restart_fails_the_running_pod_and_the_job_retries_it() {
+    let Some(client) = support::client().await else {
+        return;
+    };
+    let ns = support::namespace(&client, "runnerrestart").await;
+    let marker = support::runner_dir().join(format!("{}-first-run", ns.name()));
+    let script = format!(
+        "if [ -f {m} ]; then echo retried; else touch {m}; sleep 300; fi",
+        m = marker.display()
+    );
+    let job: Job = serde_json::from_value(json!({
+        "metadata": {"name": "interrupted"},
+        "spec": {"backoffLimit": 1, "template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", script]}]
+        }}}
+    }))
+    .expect("job object");
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns.name());
+    jobs.create(&PostParams::default(), &job)
+        .await
+        .expect("create job");
+    support::wait_until("the first pod to run", TIMEOUT, || async {
+        let pod = support::job_pods(&client, ns.name(), "interrupted")
+            .await
+            .into_iter()
+            .next()?;
+        (pod.status?.phase.as_deref() == Some("Running") && marker.exists()).then_some(())
+    })
+    .await;
+
+    support::dev_cluster("restart-runner");
+
+    support::wait_until("the job to complete", TIMEOUT, || async {
+        let conditions = jobs.get("interrupted").await.ok()?.status?.conditions?;
+        conditions
+            .iter()
+            .any(|c| c.type_ == "Complete" && c.status == "True")
+            .then_some(())
+    })
+    .await;
+    let _ = std::fs::remove_file(&marker);
+    let pods = support::job_pods(&client, ns.name(), "interrupted").await;
+    let reasons: Vec<Option<String>> = pods
+        .iter()
+        .map(|p| p.status.as_ref().and_then(|s| s.reason.clone()))
+        .collect();
+    assert_eq!(pods.len(), 2, "{reasons:?}");
+    assert!(
+        reasons.contains(&Some("PodRunnerRestarted".to_owned())),
+        "{reasons:?}"
+    );
+}
