@@ -226,3 +226,9 @@ def test_cli_reports_untranslatable_statements_and_exits_permanent(
     captured = capsys.readouterr()
     assert captured.out == 'SELECT 1 AS "a";\nSELECT 2 AS "b";\n'
     assert "line 3: not translated: EXEC calls a stored procedure" in captured.err
+
+
+def test_translate_query_applies_a_view_column_list_to_its_outputs() -> None:
+    view = "CREATE VIEW [dbo].[v] ([x], y) WITH SCHEMABINDING AS SELECT a, b AS c FROM t"
+    got = translate_query(view, "duckdb", lambda schema, name: None)
+    assert got == "SELECT a AS x, b AS y FROM t"

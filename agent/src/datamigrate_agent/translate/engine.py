@@ -168,31 +168,57 @@ def translate_query(
     written, names as written in the source); a non-None answer, such as
     ``"{{ ref('stg_northwind__orders') }}"``, replaces the reference verbatim and keeps its
     alias (a bare reference gets its table name as alias, so ``orders.id`` still resolves).
-    References to CTEs are left alone. ``CREATE VIEW v AS`` in front is accepted and dropped.
+    References to CTEs are left alone. ``CREATE VIEW v [(columns)] [WITH ...] AS`` in front is
+    accepted and dropped; a column list renames the outputs.
 
     Raises:
         TranslationError: not a single query, or a construct that cannot keep its meaning.
     """
-    body = _strip_view_header(select_sql)
+    body, columns = _strip_view_header(select_sql)
     state = _Session(Schema.from_mapping(schema), options or Options())
     tree = _parse(body)
     if not isinstance(tree, exp.Query):
         raise TranslationError(f"expected a query, found {tree.key.upper()}")
+    _rename_outputs(tree, columns)
     ctx = Context(get_target(target), state.options, state.schema, resolve_table)
     return _generate(_rewrite(tree, ctx), ctx)[-1]
 
 
+_NAME = r"(?:\[[^\]]+\]|\"[^\"]+\"|[\w@#$]+)"
 _VIEW_HEADER = re.compile(
-    r"^\s*(CREATE|ALTER|CREATE\s+OR\s+ALTER)\s+VIEW\s+.+?\bAS\b", re.IGNORECASE | re.DOTALL
+    rf"^\s*(?:CREATE|ALTER|CREATE\s+OR\s+ALTER)\s+VIEW\s+{_NAME}(?:\s*\.\s*{_NAME})*"
+    r"\s*(?:\((?P<columns>[^)]*)\))?\s*(?:WITH\s+[\w\s,]+?)?\s*\bAS\b",
+    re.IGNORECASE | re.DOTALL,
 )
 
 
-def _strip_view_header(sql: str) -> str:
+def _strip_view_header(sql: str) -> tuple[str, list[str]]:
+    """The view's query and its declared column names (``CREATE VIEW v (a, b) AS``)."""
     stripped = re.sub(r"^(\s*(--[^\n]*\n|/\*.*?\*/))*", "", sql, flags=re.DOTALL)
     match = _VIEW_HEADER.match(stripped)
-    if match and re.match(r"\s*(WITH\s+SCHEMABINDING\s*)?", stripped[match.end() :]):
-        return stripped[match.end() :].strip().rstrip(";")
-    return sql.strip().rstrip(";")
+    if match is None:
+        return sql.strip().rstrip(";"), []
+    names = [n.strip().strip('[]"') for n in (match.group("columns") or "").split(",")]
+    return stripped[match.end() :].strip().rstrip(";"), [n for n in names if n]
+
+
+def _rename_outputs(tree: exp.Query, names: list[str]) -> None:
+    """Declared view columns name the query's outputs, in order (the first SELECT's)."""
+    if not names:
+        return
+    target: exp.Expression = tree
+    while isinstance(target, (exp.Union, exp.Except, exp.Intersect, exp.Subquery)):
+        target = target.this if isinstance(target, exp.Subquery) else target.left
+    items = target.expressions if isinstance(target, exp.Select) else []
+    if len(items) != len(names) or any(isinstance(i, exp.Star) for i in items):
+        raise TranslationError(f"view declares {len(names)} columns for {len(items)} outputs")
+    target.set(
+        "expressions",
+        [
+            exp.alias_(item.this if isinstance(item, exp.Alias) else item, name)
+            for item, name in zip(items, names, strict=True)
+        ],
+    )
 
 
 def _parse(sql: str) -> exp.Expression:
