@@ -40,7 +40,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def images(cluster, tmp_path_factory) -> Iterator[None]:
+def images(cluster) -> Iterator[None]:
     """Maps the two chart images to local programs in the pod runner's image table."""
     table = pathlib.Path(_need("DATAMIGRATE_CLUSTER_DIR")) / "runner" / "images"
     binary = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug"
@@ -48,7 +48,9 @@ def images(cluster, tmp_path_factory) -> Iterator[None]:
     if not binary.exists():
         pytest.fail(f"{binary} is missing: cargo build --bins")
     # A copy, so a concurrent cargo build cannot swap the binary under the running controller.
-    bin_dir = tmp_path_factory.mktemp("operator-bin")
+    # Kept out of /tmp: step pods mount an emptyDir there, hiding host paths below it.
+    bin_dir = table.parent.parent / f"chart-test-bin-{SUFFIX}"
+    bin_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(binary, bin_dir / "datamigrate")
     venv = pathlib.Path(_need("DATAMIGRATE_VENV"))
     before = table.read_text() if table.exists() else None
@@ -60,6 +62,7 @@ def images(cluster, tmp_path_factory) -> Iterator[None]:
         table.unlink(missing_ok=True)
     else:
         table.write_text(before)
+    shutil.rmtree(bin_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
