@@ -28,16 +28,16 @@ string ``+`` as NULL-propagating ``||`` and ``+`` typing by operand types (``con
 int / int truncation, integer AVG, truncating casts, string operands of arithmetic
 (``arithmetic``); DATEDIFF boundary counting for every datepart, DATEPART/DATENAME with
 DATEFIRST, GETDATE as local time (``datetime``); trailing-space and case-insensitive ``=``,
-IN, BETWEEN, simple CASE, NULLIF, LIKE (and ``[a-z]`` classes), DISTINCT, GROUP BY, ORDER BY
-(``compare``); TOP WITH TIES / PERCENT and SET ROWCOUNT (``top``); CROSS/OUTER APPLY
+IN, BETWEEN, simple CASE, NULLIF, LIKE (and ``[a-z]`` classes), DISTINCT, GROUP BY, UNION,
+ORDER BY (``compare``); TOP WITH TIES / PERCENT and SET ROWCOUNT (``top``); CROSS/OUTER APPLY
 (``apply``); BIT as boolean (``bits``, ``inserts``); MONEY as DECIMAL(19,4) and the type table
 (``types``); ISNULL typing (``isnull``); CONVERT styles and style 0 text (``convert``);
 WITH RECURSIVE (``cte``); IDENTITY, keys, indexes, SSMS options (``ddl``, ``keys``,
 ``_ddl_text``); LEN, CHARINDEX, SUBSTRING, STUFF, CONCAT, CI REPLACE (``strings``); T-SQL date
 strings, money and binary literals (``literals``).
 
-Known gaps (translated as the target does it, not flagged): MIN/MAX and UNION (distinct) of
-strings compare case-sensitively; ORDER BY inside grouped or set queries sorts binary; the
+Known gaps (translated as the target does it, not flagged): MIN/MAX of strings compare
+case-sensitively; ORDER BY an output alias or over a set operation sorts binary; the
 IDENTITY seed moves past explicit inserts only on DuckDB and PostgreSQL; DATEDIFF(nanosecond)
 and XML, full-text, OPENJSON, FOR XML, variables and control flow raise TranslationError.
 """

@@ -64,6 +64,7 @@ def _is_assignment(node: exp.Expression) -> bool:
 
 def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """Rewrite string comparisons, LIKE, and string grouping."""
+    tree = _unions(tree, ctx)
     for node in list(tree.find_all(*_COMPARISONS)):
         if not _is_assignment(node):
             _compare(node, ctx)
@@ -101,6 +102,59 @@ def _temporal_literal(node: exp.Expression, other: exp.DataType | None) -> exp.E
         if iso is not None:
             return exp.Cast(this=lit(iso), to=other.copy())
     return node
+
+
+def _unions(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    for union in list(tree.find_all(exp.Union)):
+        if isinstance(union.parent, exp.Union) or not _all_distinct(union):
+            continue
+        new = _union_as_group(union, ctx)
+        if new is not None:
+            if union is tree:
+                return new
+            union.replace(new)
+    return tree
+
+
+def _all_distinct(node: exp.Expression) -> bool:
+    if isinstance(node, exp.Union):
+        return bool(node.args.get("distinct")) and all(
+            _all_distinct(side) for side in (node.left, node.right)
+        )
+    return True
+
+
+def _union_as_group(union: exp.Union, ctx: Context) -> exp.Expression | None:
+    """UNION removes duplicates the way ``=`` compares: group a UNION ALL the same way."""
+    first: exp.Expression = union
+    while isinstance(first, (exp.Union, exp.Subquery)):
+        first = first.this if isinstance(first, exp.Subquery) else first.left
+    if not isinstance(first, exp.Select):
+        return None
+    items = first.expressions
+    names = [i.alias_or_name for i in items]
+    if not names or any(isinstance(i, exp.Star) or not n for i, n in zip(items, names)):
+        return None
+    if len({n.lower() for n in names}) != len(names):
+        return None
+    strings = [is_string(ctx.type_of(i)) for i in items]
+    if not any(strings):
+        return None
+    inner = union.copy()
+    order = inner.args.get("order")
+    inner.set("order", None)
+    for node in [inner, *inner.find_all(exp.Union)]:
+        node.set("distinct", False)
+    outputs, keys = [], []
+    for name, text in zip(names, strings):
+        column = exp.column(name)
+        outputs.append(exp.alias_(exp.Min(this=column), name) if text else column.copy())
+        keys.append(normalise(column.copy(), ctx) if text else column.copy())
+    source = exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("_dm_union")))
+    outer = exp.select(*outputs).from_(source).group_by(*keys)
+    if order is not None:
+        outer.set("order", order)
+    return outer
 
 
 def _compare(node: exp.Binary, ctx: Context) -> None:
@@ -257,21 +311,21 @@ def _wrap_occurrences(node: exp.Expression, key: exp.Column) -> None:
 
 
 def _order(select: exp.Select, ctx: Context) -> None:
+    """ORDER BY a string sorts case-insensitively (LOWER); aliases and positions stay."""
     order = select.args.get("order")
-    if (
-        order is None
-        or not ctx.options.case_insensitive
-        or select.args.get("group")
-        or select.args.get("distinct")
-        or not isinstance(select.parent, (exp.Subquery, type(None)))
-    ):
-        return
-    if any(i.find(exp.AggFunc) for i in select.expressions):
+    if order is None or not ctx.options.case_insensitive or select.args.get("distinct"):
         return
     aliases = {i.alias.lower() for i in select.expressions if isinstance(i, exp.Alias)}
+    grouped = select.args.get("group") is not None or any(
+        i.find(exp.AggFunc) for i in select.expressions
+    )
     for ordered in order.expressions:
         key = ordered.this
-        if not isinstance(key, exp.Column) or (not key.table and key.name.lower() in aliases):
+        if isinstance(key, exp.Literal) or key.meta.get("dm_norm"):
             continue
+        if isinstance(key, exp.Column) and not key.table and key.name.lower() in aliases:
+            continue
+        if grouped and not isinstance(key, exp.AggFunc):
+            continue  # a grouped query may only sort by its keys and aggregates
         if is_string(ctx.type_of(key)):
             ordered.set("this", exp.Lower(this=key.copy()))
