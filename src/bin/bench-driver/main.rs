@@ -6,6 +6,7 @@
 //! Timestamps are the driver's own monotonic clock: just before a create request is sent, and
 //! when the driver's own watches deliver the Job or the status write.
 
+mod apiserver;
 mod cluster;
 mod error;
 mod http;
@@ -294,6 +295,7 @@ async fn floor_phase(
                 .await?;
             latency.floor_seen = Some(run.seen);
             latency.floor_job = Some(run.job);
+            latency.floor_requests = run.requests;
         }
         if burst {
             tracing::info!(n = run.burst_n, "Floor burst");
@@ -355,6 +357,7 @@ async fn operator_latency(
     latency.operator_seen = Some(run.seen);
     latency.operator_job = Some(run.job);
     latency.operator_status = run.status;
+    latency.operator_requests = run.requests;
     deleted.and(stopped)?;
     cluster::delete_namespace(&bench.client, NS_OPERATOR_LATENCY).await
 }

@@ -1,5 +1,6 @@
 //! The figures a run produces (written as JSON) and the table printed from them.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -145,6 +146,12 @@ pub struct Latency {
     pub operator_job: Option<Stats>,
     /// Operator: apply to first status write.
     pub operator_status: Option<Stats>,
+    /// Floor run: API requests per Migration by verb and resource, every client included.
+    #[serde(default)]
+    pub floor_requests: BTreeMap<String, f64>,
+    /// Operator run: API requests per Migration by verb and resource, every client included.
+    #[serde(default)]
+    pub operator_requests: BTreeMap<String, f64>,
 }
 
 /// The burst scenario, for one client.
@@ -172,6 +179,9 @@ pub struct BurstSide {
     pub cpu_ms_per_reconcile: Option<f64>,
     /// The metric families summed as reconciles.
     pub reconcile_metric: Vec<String>,
+    /// API requests per Migration by verb and resource, every client included.
+    #[serde(default)]
+    pub api_requests_per_migration: BTreeMap<String, f64>,
     /// CPU seconds of kube-apiserver, etcd and kube-controller-manager over the same window,
     /// when their PIDs are known.
     pub control_plane_cpu_s: Option<f64>,
@@ -282,12 +292,50 @@ fn latency_rows(out: &mut String, l: Option<&Latency>) {
             true,
         ),
     ];
+    requests_row(out, "latency", &l.operator_requests, &l.floor_requests);
     for (what, op, floor) in lines.iter().map(|(w, o, f, _)| (*w, *o, *f)) {
         let targeted = what != lines[0].0;
         for p in ["p50", "p99"] {
             latency_row(out, l.n, what, p, op, floor, targeted && p == "p50");
         }
     }
+}
+
+/// Total API requests per Migration (every client, watches left out) and the writes among them.
+fn requests_row(
+    out: &mut String,
+    what: &str,
+    op: &BTreeMap<String, f64>,
+    floor: &BTreeMap<String, f64>,
+) {
+    if op.is_empty() && floor.is_empty() {
+        return;
+    }
+    let cell = |c: &BTreeMap<String, f64>| {
+        if c.is_empty() {
+            return "-".to_owned();
+        }
+        let total: f64 = c.values().sum();
+        let writes: f64 = c.iter().filter(|(k, _)| is_write(k)).map(|(_, v)| v).sum();
+        format!("{total:.1} ({writes:.1} writes)")
+    };
+    row(
+        out,
+        [
+            &format!("{what}: API requests per Migration, all clients"),
+            &cell(op),
+            &cell(floor),
+            "-",
+            "-",
+            "-",
+        ],
+    );
+}
+
+fn is_write(key: &str) -> bool {
+    ["POST", "PUT", "PATCH", "APPLY", "DELETE"]
+        .iter()
+        .any(|v| key.starts_with(v))
 }
 
 fn latency_row(
@@ -352,6 +400,13 @@ fn burst_rows(out: &mut String, b: &Burst) {
     let all_jobs = |s: &BurstSide| Some(s.all_jobs_s);
     let cpu = |s: &BurstSide| Some(s.cpu_ms_per_migration);
     let cp = |s: &BurstSide| s.control_plane_cpu_s;
+    let requests = |s: Option<&BurstSide>| s.map(|s| s.api_requests_per_migration.clone());
+    requests_row(
+        out,
+        "burst",
+        &requests(op).unwrap_or_default(),
+        &requests(fl).unwrap_or_default(),
+    );
     row(
         out,
         [

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use kube::Client;
 
-use crate::cluster;
 use crate::error::{Error, Result};
 use crate::http::{self, ReconcileMetric};
 use crate::procs::{self, Memory, Proc};
 use crate::results::{BurstSide, MemoryPoint, StartupPoint, Stats};
 use crate::tracker::{Marks, Need, Tracker};
+use crate::{apiserver, cluster};
 
 /// Bound on one Migration's wait in the latency scenario.
 const ONE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -143,6 +143,7 @@ impl Bench {
         cluster::prepare_namespace(&self.client, ns).await?;
         let tracker = Tracker::start(&self.client, ns).await?;
         let api = cluster::migrations(&self.client, ns);
+        let before = apiserver::request_counts().await;
         let mut in_a_row = 0;
         for i in 0..n {
             let name = cluster::migration_name("lat", i);
@@ -169,6 +170,7 @@ impl Bench {
             seen: stats_of(&marks, Marks::seen_ms),
             job: stats_of(&marks, Marks::job_ms),
             status: (need == Need::JobAndStatus).then(|| stats_of(&marks, Marks::status_ms)),
+            requests: requests_since(before, marks.len()).await,
         })
     }
 
@@ -181,6 +183,7 @@ impl Bench {
             Some(addr) => reconciles(addr, &self.metric).await,
             None => None,
         };
+        let requests0 = apiserver::request_counts().await;
         let t0 = Instant::now();
         let create =
             cluster::create_many(&api, b.tracker, "burst", b.range.clone(), self.concurrency)
@@ -200,6 +203,7 @@ impl Bench {
         side.cpu_s = cpu_s;
         side.cpu_ms_per_migration = cpu_s * 1e3 / side.n.max(1) as f64;
         side.control_plane_cpu_s = cp_s;
+        side.api_requests_per_migration = requests_since(requests0, side.n).await;
         if let (Some((c0, _)), Some((c1, names, last))) = (count0, quiet) {
             let count = c1 - c0;
             side.reconciles = Some(count);
@@ -260,6 +264,16 @@ pub struct LatencyRun {
     pub job: Stats,
     /// Apply to first status write, when it was awaited.
     pub status: Option<Stats>,
+    /// API requests per Migration over the run, every client included.
+    pub requests: apiserver::Counts,
+}
+
+/// API requests per Migration since `before` (empty when the counters cannot be read).
+async fn requests_since(before: Option<apiserver::Counts>, n: usize) -> apiserver::Counts {
+    match (before, apiserver::request_counts().await) {
+        (Some(before), Some(after)) => apiserver::per_migration(&before, &after, n),
+        _ => apiserver::Counts::new(),
+    }
 }
 
 /// Statistics of one latency over `marks`; a missing one counts as a timeout.
