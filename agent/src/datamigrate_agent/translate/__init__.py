@@ -37,7 +37,7 @@ WITH RECURSIVE (``cte``); IDENTITY, keys, indexes, SSMS options (``ddl``, ``keys
 strings, money and binary literals (``literals``).
 
 Known gaps (translated as the target does it, not flagged): MIN/MAX of strings compare
-case-sensitively; ORDER BY an output alias or over a set operation sorts binary; the
+case-sensitively; ORDER BY over a set operation or a DISTINCT query sorts binary; the
 IDENTITY seed moves past explicit inserts only on DuckDB and PostgreSQL; DATEDIFF(nanosecond)
 and XML, full-text, OPENJSON, FOR XML, variables and control flow raise TranslationError.
 """

@@ -4,7 +4,8 @@
 ``LOWER(RTRIM(x, ' '))`` (literals are folded at translation time); LIKE becomes ILIKE (or
 LOWER on both sides), ``LIKE '[0-9]%'`` character classes become an anchored regular expression;
 ``COUNT(DISTINCT s)``, ``GROUP BY s`` and ``SELECT DISTINCT s`` group the same way, keeping
-one of the group's spellings (MIN); ORDER BY a string column sorts case-insensitively.
+one of the group's spellings (MIN); UNION removes duplicates the same way; ORDER BY a
+string column sorts case-insensitively.
 A string compared with a number is converted to the number's type, as T-SQL does.
 """
 
@@ -315,7 +316,7 @@ def _order(select: exp.Select, ctx: Context) -> None:
     order = select.args.get("order")
     if order is None or not ctx.options.case_insensitive or select.args.get("distinct"):
         return
-    aliases = {i.alias.lower() for i in select.expressions if isinstance(i, exp.Alias)}
+    aliases = {i.alias.lower(): i.this for i in select.expressions if isinstance(i, exp.Alias)}
     grouped = select.args.get("group") is not None or any(
         i.find(exp.AggFunc) for i in select.expressions
     )
@@ -324,6 +325,11 @@ def _order(select: exp.Select, ctx: Context) -> None:
         if isinstance(key, exp.Literal) or key.meta.get("dm_norm"):
             continue
         if isinstance(key, exp.Column) and not key.table and key.name.lower() in aliases:
+            # An output alias cannot sit inside an expression (PostgreSQL): sort by what it
+            # names instead.
+            named = aliases[key.name.lower()]
+            if is_string(ctx.type_of(named)) and not isinstance(named, exp.Window):
+                ordered.set("this", exp.Lower(this=named.copy()))
             continue
         if grouped and not isinstance(key, exp.AggFunc):
             continue  # a grouped query may only sort by its keys and aggregates
