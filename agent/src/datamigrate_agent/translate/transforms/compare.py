@@ -5,7 +5,7 @@
 LOWER on both sides), ``LIKE '[0-9]%'`` character classes become an anchored regular expression;
 ``COUNT(DISTINCT s)``, ``GROUP BY s`` and ``SELECT DISTINCT s`` group the same way, keeping
 one of the group's spellings (MIN); UNION removes duplicates the same way; ORDER BY a
-string column sorts case-insensitively.
+string column sorts case-insensitively; window PARTITION BY and ORDER BY follow suit.
 A string compared with a number is converted to the number's type, as T-SQL does.
 """
 
@@ -86,6 +86,8 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
         _like(node, ctx)
     for node in list(tree.find_all(exp.Count)):
         _count_distinct(node, ctx)
+    for node in list(tree.find_all(exp.Window)):
+        _window(node, ctx)
     for select in list(tree.find_all(exp.Select)):
         _group(select, ctx)
         _order(select, ctx)
@@ -247,6 +249,18 @@ def _regex_like(subject: exp.Expression, pattern: str, ctx: Context) -> exp.Expr
     if ctx.options.case_insensitive:
         subject, regex = exp.Lower(this=subject), regex.lower()
     return exp.RegexpLike(this=subject, expression=lit(regex))
+
+
+def _window(node: exp.Window, ctx: Context) -> None:
+    """OVER (PARTITION BY s ORDER BY s): partitions and order follow the collation too."""
+    keys = node.args.get("partition_by") or []
+    node.set("partition_by", [normalise(k, ctx) if is_string(ctx.type_of(k)) else k for k in keys])
+    order = node.args.get("order")
+    if order is None or not ctx.options.case_insensitive:
+        return
+    for ordered in order.expressions:
+        if is_string(ctx.type_of(ordered.this)) and not ordered.this.meta.get("dm_norm"):
+            ordered.set("this", exp.Lower(this=ordered.this.copy()))
 
 
 def _count_distinct(node: exp.Count, ctx: Context) -> None:
