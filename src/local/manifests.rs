@@ -56,7 +56,8 @@ impl Manifests {
             match kind_of(&doc) {
                 Some("ConfigMap") => {
                     let cm: ConfigMap = parse(path, doc)?;
-                    self.config_maps.insert(cm.metadata.name.clone().unwrap_or_default(), cm);
+                    self.config_maps
+                        .insert(cm.metadata.name.clone().unwrap_or_default(), cm);
                 }
                 Some("Secret") => {
                     let secret: Secret = parse(path, doc)?;
@@ -71,9 +72,14 @@ impl Manifests {
 
     /// The bytes of one ConfigMap key (`data` or `binaryData`).
     pub fn config_map_key(&self, name: &str, key: &str) -> Result<Vec<u8>, LocalError> {
-        let cm = self.config_maps.get(name).ok_or_else(|| LocalError::Reference {
-            message: format!("ConfigMap {name} is not among the manifests beside the Migration"),
-        })?;
+        let cm = self
+            .config_maps
+            .get(name)
+            .ok_or_else(|| LocalError::Reference {
+                message: format!(
+                    "ConfigMap {name} is not among the manifests beside the Migration"
+                ),
+            })?;
         if let Some(text) = cm.data.as_ref().and_then(|d| d.get(key)) {
             return Ok(text.clone().into_bytes());
         }
@@ -95,7 +101,11 @@ impl Manifests {
         if let Some(text) = secret.string_data.as_ref().and_then(|d| d.get(key)) {
             return Ok(text.clone());
         }
-        let bytes = secret.data.as_ref().and_then(|d| d.get(key)).ok_or_else(missing)?;
+        let bytes = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .ok_or_else(missing)?;
         String::from_utf8(bytes.0.clone()).map_err(|_| LocalError::Reference {
             message: format!("Secret {name} key {key} is not UTF-8 text"),
         })
@@ -103,8 +113,14 @@ impl Manifests {
 }
 
 fn sibling_manifests(file: &Path) -> Result<Vec<PathBuf>, LocalError> {
-    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let io = |source| LocalError::Io { path: dir.to_path_buf(), source };
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let io = |source| LocalError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
@@ -118,8 +134,10 @@ fn sibling_manifests(file: &Path) -> Result<Vec<PathBuf>, LocalError> {
 }
 
 fn read_documents(path: &Path) -> Result<Vec<serde_json::Value>, LocalError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| LocalError::Io { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| LocalError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut docs = Vec::new();
     for de in serde_yaml::Deserializer::from_str(&text) {
         let value = serde_json::Value::deserialize(de).map_err(|e| LocalError::Manifest {
@@ -165,11 +183,18 @@ mod tests {
     fn loads_migration_and_references_from_the_same_folder() {
         let dir = tempfile::tempdir().unwrap();
         let file = write(dir.path(), "migration.yaml", MIGRATION);
-        write(dir.path(), "cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s}\n\
+        write(
+            dir.path(),
+            "cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s}\n\
             data: {a.sql: 'select 1'}\n---\napiVersion: v1\nkind: Secret\n\
-            metadata: {name: git}\ndata: {password: c2VjcmV0}\n");
+            metadata: {name: git}\ndata: {password: c2VjcmV0}\n",
+        );
         let m = Manifests::load(&file).unwrap();
-        assert_eq!(m.migration.metadata.namespace.as_deref(), Some(LOCAL_NAMESPACE));
+        assert_eq!(
+            m.migration.metadata.namespace.as_deref(),
+            Some(LOCAL_NAMESPACE)
+        );
         assert_eq!(m.config_map_key("s", "a.sql").unwrap(), b"select 1");
         assert_eq!(m.secret_key("git", "password").unwrap(), "secret");
     }
@@ -188,7 +213,11 @@ mod tests {
     #[test]
     fn a_file_without_exactly_one_migration_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let file = write(dir.path(), "two.yaml", &format!("{MIGRATION}---\n{MIGRATION}"));
+        let file = write(
+            dir.path(),
+            "two.yaml",
+            &format!("{MIGRATION}---\n{MIGRATION}"),
+        );
         let err = Manifests::load(&file).unwrap_err().to_string();
         assert!(err.contains("found 2"), "{err}");
     }

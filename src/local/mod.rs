@@ -96,13 +96,24 @@ pub struct TranslateArgs {
 /// and exit status through.
 pub fn translate(args: &TranslateArgs) -> std::process::ExitCode {
     let status = std::process::Command::new(&args.agent_python)
-        .args(["-m", "datamigrate_agent", "translate", "--from", &args.from, "--to", &args.to])
+        .args([
+            "-m",
+            "datamigrate_agent",
+            "translate",
+            "--from",
+            &args.from,
+            "--to",
+            &args.to,
+        ])
         .arg(&args.file)
         .status();
     match status {
         Ok(s) => std::process::ExitCode::from(u8::try_from(s.code().unwrap_or(1)).unwrap_or(1)),
         Err(e) => {
-            eprintln!("error: failed to start {}: {e}", args.agent_python.display());
+            eprintln!(
+                "error: failed to start {}: {e}",
+                args.agent_python.display()
+            );
             std::process::ExitCode::from(2)
         }
     }
@@ -123,8 +134,16 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 /// Runs the Migration of `args.file`; returns whether every step succeeded.
 pub async fn run(args: RunArgs) -> Result<bool, LocalError> {
     let manifests = Manifests::load(&args.file)?;
-    let name = manifests.migration.metadata.name.clone().unwrap_or_else(|| "migration".into());
-    let workspace = args.out.clone().unwrap_or_else(|| Path::new("datamigrate-out").join(&name));
+    let name = manifests
+        .migration
+        .metadata
+        .name
+        .clone()
+        .unwrap_or_else(|| "migration".into());
+    let workspace = args
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("datamigrate-out").join(&name));
     let layout = make_layout(&args, &workspace)?;
     let mut record = RunRecord::new(now());
     let ui = ui::Ui::new();
@@ -146,10 +165,14 @@ pub async fn run(args: RunArgs) -> Result<bool, LocalError> {
 
 fn make_layout(args: &RunArgs, workspace: &Path) -> Result<Layout, LocalError> {
     let internal = workspace.join(".datamigrate");
-    std::fs::create_dir_all(&internal)
-        .map_err(|source| LocalError::Io { path: internal.clone(), source })?;
-    let workspace = std::fs::canonicalize(workspace)
-        .map_err(|source| LocalError::Io { path: workspace.to_path_buf(), source })?;
+    std::fs::create_dir_all(&internal).map_err(|source| LocalError::Io {
+        path: internal.clone(),
+        source,
+    })?;
+    let workspace = std::fs::canonicalize(workspace).map_err(|source| LocalError::Io {
+        path: workspace.to_path_buf(),
+        source,
+    })?;
     Ok(Layout {
         internal: workspace.join(".datamigrate"),
         workspace,
@@ -219,12 +242,19 @@ mod tests {
         let progress = r#"{"msg": "Progress", "event": "progress", "step": "migrate",
             "phase": "Validating", "total": 36, "completed": 5}"#
             .replace('\n', " ");
-        let Some(Event::Progress(p)) = parse_event(&progress) else { panic!("not progress") };
-        assert_eq!((p.total, p.completed, p.phase.as_deref()), (36, 5, Some("Validating")));
+        let Some(Event::Progress(p)) = parse_event(&progress) else {
+            panic!("not progress")
+        };
+        assert_eq!(
+            (p.total, p.completed, p.phase.as_deref()),
+            (36, 5, Some("Validating"))
+        );
         let summary = r#"{"event": "summary", "counts": {"verified": 2},
             "objects": [{"object": "dbo.T", "kind": "table", "status": "verified"}]}"#
             .replace('\n', " ");
-        let Some(Event::Summary(s)) = parse_event(&summary) else { panic!("not summary") };
+        let Some(Event::Summary(s)) = parse_event(&summary) else {
+            panic!("not summary")
+        };
         assert_eq!(s.counts["verified"], 2);
         assert!(parse_event(r#"{"msg": "Node finished"}"#).is_none());
         assert!(parse_event("not json").is_none());
@@ -232,7 +262,10 @@ mod tests {
 
     #[test]
     fn claim_flag_needs_name_and_dir() {
-        assert_eq!(parse_claim("data=/tmp/x").unwrap(), ("data".into(), "/tmp/x".into()));
+        assert_eq!(
+            parse_claim("data=/tmp/x").unwrap(),
+            ("data".into(), "/tmp/x".into())
+        );
         assert!(parse_claim("data").is_err());
     }
 }

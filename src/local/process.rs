@@ -62,7 +62,11 @@ pub fn prepare(
     let program = match spec.command.first().map(String::as_str) {
         Some("python" | "python3") => layout.python.clone(),
         Some(other) => PathBuf::from(other),
-        None => return Err(LocalError::Reference { message: "step has no command".into() }),
+        None => {
+            return Err(LocalError::Reference {
+                message: "step has no command".into(),
+            });
+        }
     };
     let mut args: Vec<String> = spec.command.iter().skip(1).map(|a| rewrite(a)).collect();
     args.extend(spec.args.iter().map(|a| rewrite(a)));
@@ -81,7 +85,12 @@ pub fn prepare(
     }
     let log = termination_log.display().to_string();
     env.push(("DATAMIGRATE_TERMINATION_LOG".into(), log));
-    Ok(LocalCommand { program, args, env, termination_log })
+    Ok(LocalCommand {
+        program,
+        args,
+        env,
+        termination_log,
+    })
 }
 
 fn local_mounts(
@@ -100,14 +109,16 @@ fn local_mounts(
                 write_file(&dir.join(key), &bytes)?;
                 dir
             }
-            MountSource::Claim { claim_name } => {
-                layout.claims.get(claim_name).cloned().ok_or_else(|| LocalError::Reference {
+            MountSource::Claim { claim_name } => layout
+                .claims
+                .get(claim_name)
+                .cloned()
+                .ok_or_else(|| LocalError::Reference {
                     message: format!(
                         "PersistentVolumeClaim {claim_name} has no local folder: \
                          pass --claim {claim_name}=DIR"
                     ),
-                })?
-            }
+                })?,
         };
         mounts.push((mount.mount_path.clone(), dir));
     }
@@ -117,7 +128,10 @@ fn local_mounts(
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), LocalError> {
-    let io = |source| LocalError::Io { path: path.to_path_buf(), source };
+    let io = |source| LocalError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
@@ -128,7 +142,9 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), LocalError> {
 #[must_use]
 pub fn rewrite_path(value: &str, mounts: &[(String, PathBuf)]) -> String {
     for (mount_path, dir) in mounts {
-        let Some(rest) = value.strip_prefix(mount_path.as_str()) else { continue };
+        let Some(rest) = value.strip_prefix(mount_path.as_str()) else {
+            continue;
+        };
         if rest.is_empty() || rest.starts_with('/') {
             return format!("{}{rest}", dir.display());
         }
@@ -160,7 +176,9 @@ pub async fn run(
     let stdout = child.stdout.take().map(|s| BufReader::new(s).lines());
     let stderr = child.stderr.take().map(|s| BufReader::new(s).lines());
     let (Some(mut stdout), Some(mut stderr)) = (stdout, stderr) else {
-        return Err(LocalError::Reference { message: "step output was not captured".into() });
+        return Err(LocalError::Reference {
+            message: "step output was not captured".into(),
+        });
     };
     let (mut out_done, mut err_done) = (false, false);
     while !(out_done && err_done) {
@@ -185,7 +203,10 @@ pub async fn run(
         .ok()
         .map(|m| m.trim().to_string())
         .filter(|m| !m.is_empty());
-    Ok(Outcome { code: status.code(), message })
+    Ok(Outcome {
+        code: status.code(),
+        message,
+    })
 }
 
 #[cfg(test)]
@@ -203,7 +224,10 @@ mod tests {
     fn rewrites_mount_paths_and_keeps_other_values() {
         let m = mounts();
         assert_eq!(rewrite_path("/workspace", &m), "/tmp/ws");
-        assert_eq!(rewrite_path("/workspace/metadata.json", &m), "/tmp/ws/metadata.json");
+        assert_eq!(
+            rewrite_path("/workspace/metadata.json", &m),
+            "/tmp/ws/metadata.json"
+        );
         assert_eq!(rewrite_path("/workspace/deep/x", &m), "/tmp/deep/x");
         assert_eq!(rewrite_path("/workspaces", &m), "/workspaces");
         assert_eq!(rewrite_path("duckdb", &m), "duckdb");
@@ -228,7 +252,9 @@ mod tests {
         };
         let mut lines = Vec::new();
         let log = dir.path().join("log");
-        let outcome = run(&cmd, &log, |l| lines.push(l.to_string())).await.unwrap();
+        let outcome = run(&cmd, &log, |l| lines.push(l.to_string()))
+            .await
+            .unwrap();
         assert_eq!(outcome.code, Some(65));
         assert_eq!(outcome.message.as_deref(), Some("Code: bad"));
         assert_eq!(lines, ["one"]);

@@ -76,16 +76,28 @@ impl RunRecord {
         let message = if ok {
             None
         } else {
-            let why = outcome.message.clone().unwrap_or_else(|| match outcome.code {
-                Some(code) => format!("exited with status {code}"),
-                None => "killed by a signal".into(),
-            });
+            let why = outcome
+                .message
+                .clone()
+                .unwrap_or_else(|| match outcome.code {
+                    Some(code) => format!("exited with status {code}"),
+                    None => "killed by a signal".into(),
+                });
             let permanent = outcome.code == Some(EXIT_PERMANENT);
             self.failure = Some((step, permanent, why.clone()));
             Some(format!("{why} (log: {})", log.display()))
         };
-        if let Some(s) = self.steps.iter_mut().rev().find(|s| s.name == step.as_str()) {
-            s.phase = if ok { StepPhase::Succeeded } else { StepPhase::Failed };
+        if let Some(s) = self
+            .steps
+            .iter_mut()
+            .rev()
+            .find(|s| s.name == step.as_str())
+        {
+            s.phase = if ok {
+                StepPhase::Succeeded
+            } else {
+                StepPhase::Failed
+            };
             s.completion_time = Some(now);
             s.message = message;
         }
@@ -110,20 +122,52 @@ impl RunRecord {
             None => (
                 MigrationPhase::Succeeded,
                 vec![
-                    condition(condition_type::READY, true, reason::SUCCEEDED, "", generation, &now),
-                    condition(condition_type::RECONCILING, false, reason::SUCCEEDED, "", generation, &now),
-                    condition(condition_type::STALLED, false, reason::SUCCEEDED, "", generation, &now),
+                    condition(
+                        condition_type::READY,
+                        true,
+                        reason::SUCCEEDED,
+                        "",
+                        generation,
+                        &now,
+                    ),
+                    condition(
+                        condition_type::RECONCILING,
+                        false,
+                        reason::SUCCEEDED,
+                        "",
+                        generation,
+                        &now,
+                    ),
+                    condition(
+                        condition_type::STALLED,
+                        false,
+                        reason::SUCCEEDED,
+                        "",
+                        generation,
+                        &now,
+                    ),
                 ],
                 None,
             ),
             Some((step, permanent, why)) => {
                 let text = format!("step {} failed: {why}", step.as_str());
-                let r = if *permanent { reason::STEP_FAILED } else { reason::RETRIES_EXHAUSTED };
+                let r = if *permanent {
+                    reason::STEP_FAILED
+                } else {
+                    reason::RETRIES_EXHAUSTED
+                };
                 (
                     MigrationPhase::Failed,
                     vec![
                         condition(condition_type::READY, false, r, &text, generation, &now),
-                        condition(condition_type::RECONCILING, false, r, &text, generation, &now),
+                        condition(
+                            condition_type::RECONCILING,
+                            false,
+                            r,
+                            &text,
+                            generation,
+                            &now,
+                        ),
                         condition(condition_type::STALLED, true, r, &text, generation, &now),
                     ],
                     Some(text),
@@ -131,7 +175,10 @@ impl RunRecord {
             }
         };
         let output = match &self.publish {
-            Some(p) => OutputStatus { location: p.location.clone(), commit: p.commit.clone() },
+            Some(p) => OutputStatus {
+                location: p.location.clone(),
+                commit: p.commit.clone(),
+            },
             None => OutputStatus {
                 location: workspace.join("project").display().to_string(),
                 commit: None,
@@ -165,7 +212,11 @@ pub fn print(status: &MigrationStatus, workspace: &Path) {
     }
     let report = workspace.join("report.md");
     if report.exists() {
-        println!("\nProject: {}\nReport:  {}", workspace.join("project").display(), report.display());
+        println!(
+            "\nProject: {}\nReport:  {}",
+            workspace.join("project").display(),
+            report.display()
+        );
     }
 }
 
@@ -174,13 +225,23 @@ fn result_rows(workspace: &Path) -> Option<Vec<[String; 4]>> {
     let text = std::fs::read_to_string(workspace.join("results.json")).ok()?;
     let value: serde_json::Value = serde_json::from_str(&text).ok()?;
     let field = |o: &serde_json::Value, k: &str| {
-        o.get(k).and_then(serde_json::Value::as_str).unwrap_or("").to_string()
+        o.get(k)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+            .to_string()
     };
     let rows = value
         .get("objects")?
         .as_array()?
         .iter()
-        .map(|o| [field(o, "object"), field(o, "kind"), field(o, "status"), field(o, "reason")])
+        .map(|o| {
+            [
+                field(o, "object"),
+                field(o, "kind"),
+                field(o, "status"),
+                field(o, "reason"),
+            ]
+        })
         .collect();
     Some(rows)
 }
@@ -188,7 +249,12 @@ fn result_rows(workspace: &Path) -> Option<Vec<[String; 4]>> {
 fn print_table(rows: &[[String; 4]]) {
     let header = ["OBJECT", "KIND", "RESULT", "REASON"].map(String::from);
     let width = |i: usize| {
-        rows.iter().chain([&header]).map(|r| r[i].chars().count()).max().unwrap_or(0).min(48)
+        rows.iter()
+            .chain([&header])
+            .map(|r| r[i].chars().count())
+            .max()
+            .unwrap_or(0)
+            .min(48)
     };
     let widths = [width(0), width(1), width(2)];
     for row in std::iter::once(&header).chain(rows) {

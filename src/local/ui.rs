@@ -48,7 +48,11 @@ impl Ui {
         if bar.is_none() {
             eprintln!("[{name}] started");
         }
-        StepBar { name, bar, last: RefCell::new((String::new(), -1, -1)) }
+        StepBar {
+            name,
+            bar,
+            last: RefCell::new((String::new(), -1, -1)),
+        }
     }
 
     /// Leaves the finished bars on the screen.
@@ -73,7 +77,10 @@ impl StepBar {
         }
         let key = (phase.clone(), p.completed, p.total);
         if *self.last.borrow() != key {
-            eprintln!("[{}] {phase} {}/{} {current}", self.name, p.completed, p.total);
+            eprintln!(
+                "[{}] {phase} {}/{} {current}",
+                self.name, p.completed, p.total
+            );
             *self.last.borrow_mut() = key;
         }
     }
