@@ -102,3 +102,25 @@ def test_procedure_parameters_become_dbt_vars_null_until_set(tmp_path: Path) -> 
     assert "{{ datamigrate_param('tiny__by_customer__cust', 'VARCHAR') }}" in sql
     assert "@Cust" not in sql and "__param_" not in sql
     assert "var('tiny__by_customer__cust')" in state["outcomes"]["dbo.bycustomer"]["note"]
+
+
+def test_jinja_in_source_text_stays_literal(tmp_path: Path) -> None:
+    import jinja2
+
+    from datamigrate_agent.metadata import View, dump_metadata, load_metadata
+
+    write_tiny_workspace(tmp_path)
+    doc = load_metadata(tmp_path / "metadata.json")
+    evil = '{{ run_query("drop table customers") }}'
+    doc.views.append(View(schema="dbo", name="Evil", dependencies=["dbo.Customers"],
+                          definition=f"CREATE VIEW Evil AS SELECT '{evil}' AS t FROM Customers"))
+    doc.tables[0].columns[1].description = "{% do run_query('x') %} described"
+    dump_metadata(doc, tmp_path / "metadata.json")
+    state, _ = run_until_test(tmp_path)
+    assert "dbo.evil" in state["sql"], state["outcomes"].get("dbo.evil")
+    sql = (tmp_path / "project" / state["plan"]["dbo.evil"]["path"]).read_text()
+    rendered = jinja2.Environment().from_string(sql).render(ref=lambda m: f"<{m}>")
+    assert evil in rendered and "<stg_tiny__customers>" in rendered
+    doc = _yml(tmp_path / "project/models/staging/tiny/_tiny__models.yml")
+    column = doc["models"][0]["columns"][1]
+    assert column["description"].startswith("{% raw %}{% do run_query('x') %} described")

@@ -85,6 +85,28 @@ def raw_schema(source: str) -> str:
     return f"raw_{source}"
 
 
+_OURS = re.compile(r"\{\{ (?:ref|source|datamigrate_param)\([^{}]*\) \}\}")
+_DELIMITERS = ("{{", "}}", "{%", "%}", "{#", "#}")
+
+
+def jinja_safe(text: str) -> str:
+    """``text`` with any Jinja delimiter kept literal, so source text can never run as Jinja."""
+    if not any(d in text for d in _DELIMITERS):
+        return text
+    return "{% raw %}" + text.replace("{% endraw %}", "{% endraw %}{{ '{% endraw %}' }}{% raw %}") \
+        + "{% endraw %}"
+
+
+def jinja_safe_sql(sql: str) -> str:
+    """A model body where only the ``ref()``/``source()``/param calls we wrote are Jinja."""
+    parts, last = [], 0
+    for m in _OURS.finditer(sql):
+        parts += [jinja_safe(sql[last : m.start()]), m.group(0)]
+        last = m.end()
+    parts.append(jinja_safe(sql[last:]))
+    return "".join(parts)
+
+
 def ref_placeholders(sql: str) -> str:
     """``{{ ref('m') }}`` -> ``__ref_m``, so plain SQL tools can read a model."""
     return _REF.sub(lambda m: f"__ref_{m.group(1)}", sql)
@@ -126,7 +148,7 @@ def _column_doc(c: Column) -> str:
         shape += f"({'max' if c.max_length < 0 else c.max_length})"
     elif c.precision is not None and c.data_type in {"decimal", "numeric"}:
         shape += f"({c.precision},{c.scale or 0})"
-    parts = [c.description] if c.description else []
+    parts = [jinja_safe(c.description)] if c.description else []
     parts.append(f"SQL Server {shape}{'' if c.nullable else ', not null'}")
     if c.identity:
         parts.append(f"identity({c.identity.seed},{c.identity.increment})")
@@ -150,7 +172,7 @@ def _cast(c: Column, target: str, safe: bool) -> str:
 def staging_sql(t: Table, pm: PlannedModel, target: str, safe: bool) -> str:
     """One staging model: every column, explicitly cast, identifiers quoted."""
     source, table = pm["sources"][0].split(".", 1)
-    casts = ",\n".join(f"    {_cast(c, target, safe)}" for c in t.columns)
+    casts = ",\n".join(f"    {jinja_safe(_cast(c, target, safe))}" for c in t.columns)
     note = " (cast fallback after a failed build)" if safe else ""
     return (
         f"-- Staging model for {t.qualified_name}: every column cast to {target} types{note}.\n"
@@ -207,7 +229,8 @@ def _staging_entry(inp: ProjectInputs, t: Table, pm: PlannedModel) -> dict[str, 
         if per_col[c.name]:
             entry["data_tests"] = per_col[c.name]
         columns.append(entry)
-    described = t.description or f"Every row and column of {t.qualified_name}, cast to {target}."
+    described = jinja_safe(
+        t.description or f"Every row and column of {t.qualified_name}, cast to {target}.")
     out: dict[str, Any] = {"name": pm["model"], "description": described}
     if model_tests:
         out["data_tests"] = model_tests
@@ -221,7 +244,7 @@ def _sources_doc(
     schema_var = "{{ var('datamigrate_raw_schema_" + source + "', '" + raw_schema(source) + "') }}"
     entries = [
         {"name": pm["sources"][0].split(".", 1)[1], "identifier": t.name,
-         "description": t.description or f"{t.qualified_name} as loaded from SQL Server."}
+         "description": jinja_safe(t.description or f"{t.qualified_name} from SQL Server.")}
         for t, pm in tables
     ]  # fmt: skip
     db = inp.doc.source.database or inp.doc.source.name
@@ -237,9 +260,9 @@ def _other_entry(inp: ProjectInputs, key: str, pm: PlannedModel) -> dict[str, An
     obj = next(o for o in [*inp.doc.views, *inp.doc.procedures]
                if object_key(o.schema_, o.name) == key)  # fmt: skip
     kind = "view" if obj in inp.doc.views else "procedure"
-    desc = obj.description or f"Converted from the SQL Server {kind} {obj.qualified_name}."
+    desc = jinja_safe(obj.description or f"Converted from SQL Server {kind} {obj.qualified_name}.")
     if key in inp.disabled:
-        desc += f" Disabled: {inp.disabled[key]}"
+        desc += " Disabled: " + jinja_safe(inp.disabled[key])
     return {"name": pm["model"], "description": desc}
 
 
@@ -248,10 +271,10 @@ def _model_sql(inp: ProjectInputs, key: str, pm: PlannedModel) -> str:
         t = next(t for t in inp.doc.tables if object_key(t.schema_, t.name) == key)
         body = staging_sql(t, pm, inp.config.target, key in inp.safe_casts)
     else:
-        body = inp.sql[key].rstrip().rstrip(";") + "\n"
+        body = jinja_safe_sql(inp.sql[key].rstrip().rstrip(";")) + "\n"
     if key in inp.disabled:
         reason = " ".join(inp.disabled[key].split())[:300].replace("*/", "* /")
-        return "{{ config(enabled=false) }}\n/* flagged: " + reason + " */\n" + body
+        return "{{ config(enabled=false) }}\n/* flagged: " + jinja_safe(reason) + " */\n" + body
     return body
 
 

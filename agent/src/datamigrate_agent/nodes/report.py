@@ -55,10 +55,24 @@ def _label(text: str) -> str:
     return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
 
 
+#: Past this many models the diagram leaves out staging models nothing else reads.
+MAX_DIAGRAM_MODELS = 200
+
+
+def _drawn(plan: dict[str, Any]) -> dict[str, Any]:
+    if len(plan) <= MAX_DIAGRAM_MODELS:
+        return plan
+    read = {r for pm in plan.values() for r in pm["refs"]}
+    return {k: pm for k, pm in plan.items() if pm["layer"] != "staging" or pm["model"] in read}
+
+
 def mermaid_lineage(state: State) -> str:
     """A Mermaid flowchart: sources -> staging -> intermediate -> marts, flagged in red."""
-    plan, outcomes = state["plan"], state.get("outcomes", {})
+    plan, outcomes = _drawn(state["plan"]), state.get("outcomes", {})
     lines = ["flowchart LR"]
+    if len(plan) < len(state["plan"]):
+        lines.append(f"    %% {len(state['plan']) - len(plan)} staging models no model reads "
+                     "are left out; results.json lists every model")
     for key, pm in plan.items():
         name = next((o["name"] for o in state["objects"] if o["key"] == key), key)
         lines.append(f'    {pm["model"]}["{_label(pm["model"])}<br/><i>{_label(name)}</i>"]')
