@@ -1,6 +1,9 @@
 //! The local control plane is real: version, Job controller with the pod runner, namespace
 //! garbage collection, Secrets kept off disk, and the pinned client tools.
 
+// Test code: a failed expectation is a failed test, so panicking helpers are the point.
+#![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
+
 mod support;
 
 use std::path::Path;

@@ -1,6 +1,9 @@
 //! What the pod runner does for a pod, against the local control plane: volumes, env,
 //! commands, restart policies, the image table and in-cluster API access.
 
+// Test code: a failed expectation is a failed test, so panicking helpers are the point.
+#![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

@@ -1,6 +1,9 @@
 //! The pod runner keeps working while the API server and etcd restart (its own test binary:
 //! the restart would disturb tests running beside it).
 
+// Test code: a failed expectation is a failed test, so panicking helpers are the point.
+#![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

@@ -16,6 +16,9 @@
 //! Without `KUBECONFIG` a test is skipped with a note on stderr, except under `CI=true`, where
 //! it panics: a missing control plane must fail CI, never pass it silently.
 
+// Test code: a failed expectation is a failed test, so panicking helpers are the point.
+#![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
+
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 

@@ -290,9 +290,11 @@ mod tests {
             "binaryData": {"BLOB": "aGk="}
         }))
         .unwrap();
-        let mut secret = Secret::default();
         let data = [("password".to_owned(), ByteString(b"s3cr3t".to_vec()))];
-        secret.data = Some(data.into_iter().collect());
+        let secret = Secret {
+            data: Some(data.into()),
+            ..Secret::default()
+        };
         Sources {
             config_maps: [("cfg".to_owned(), Some(cm)), ("gone".to_owned(), None)].into(),
             secrets: [("db".to_owned(), Some(secret))].into(),
@@ -356,8 +358,11 @@ mod tests {
     #[test]
     fn values_with_nul_bytes_are_left_out_of_the_environment() {
         let mut sources = sources();
-        let mut secret = Secret::default();
-        secret.data = Some([("bin".to_owned(), ByteString(vec![0, 1]))].into());
+        let data = [("bin".to_owned(), ByteString(vec![0, 1]))];
+        let secret = Secret {
+            data: Some(data.into()),
+            ..Secret::default()
+        };
         sources.secrets.insert("raw".to_owned(), Some(secret));
         let c = container(json!({"envFrom": [{"secretRef": {"name": "raw"}}], "env": [
             {"name": "B", "valueFrom": {"secretKeyRef": {"name": "raw", "key": "bin"}}}

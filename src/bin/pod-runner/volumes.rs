@@ -363,8 +363,11 @@ mod tests {
             "binaryData": {"big.sql.gz": "H4sI"}
         }))
         .unwrap();
-        let mut secret = Secret::default();
-        secret.data = Some([("token".to_owned(), ByteString(b"t0k".to_vec()))].into());
+        let data = [("token".to_owned(), ByteString(b"t0k".to_vec()))];
+        let secret = Secret {
+            data: Some(data.into()),
+            ..Secret::default()
+        };
         Sources {
             config_maps: [("script".to_owned(), Some(cm))].into(),
             secrets: [("git".to_owned(), Some(secret))].into(),
