@@ -232,3 +232,20 @@ def test_translate_query_applies_a_view_column_list_to_its_outputs() -> None:
     view = "CREATE VIEW [dbo].[v] ([x], y) WITH SCHEMABINDING AS SELECT a, b AS c FROM t"
     got = translate_query(view, "duckdb", lambda schema, name: None)
     assert got == "SELECT a AS x, b AS y FROM t"
+
+
+def test_a_case_sensitive_column_collation_keeps_case_in_comparisons() -> None:
+    schema = {"dbo.t": {"code": "varchar(5) COLLATE Latin1_General_CS_AS", "name": "varchar(5)"}}
+    got = translate_statement(
+        "SELECT code FROM dbo.t WHERE code = 'Ab ' AND name = 'Ab'", "duckdb", schema=schema
+    )
+    assert got == (
+        "SELECT code FROM t WHERE RTRIM(code, ' ') = 'Ab' AND LOWER(RTRIM(name, ' ')) = 'ab'"
+    )
+
+
+def test_sysname_columns_are_strings() -> None:
+    got = translate_statement(
+        "SELECT name FROM t WHERE name = 'X'", "duckdb", schema={"t": {"name": "sysname"}}
+    )
+    assert got == "SELECT name FROM t WHERE LOWER(RTRIM(name, ' ')) = 'x'"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -12,6 +13,19 @@ __all__ = ["Identity", "Schema", "table_key"]
 
 #: System alias types (``sys.types`` rows with a base type).
 _SYSTEM_ALIASES = {"sysname": "nvarchar(128)"}
+
+
+def _column_type(text: str) -> exp.DataType:
+    """``"nvarchar(40)"`` or ``"nvarchar(40) COLLATE Latin1_General_CS_AS"`` as a type node;
+    a collation marks the type case-sensitive or not (``meta["case_sensitive"]``)."""
+    from datamigrate_agent.translate._typing import collation_is_cs
+
+    parts = re.split(r"\s+collate\s+", text.strip(), maxsplit=1, flags=re.I)
+    base, collation = parts[0], parts[1] if len(parts) > 1 else ""
+    dtype = exp.DataType.build(_SYSTEM_ALIASES.get(base.lower(), base), dialect="tsql", udt=True)
+    if collation:
+        dtype.meta["case_sensitive"] = collation_is_cs(collation)
+    return dtype
 
 
 def table_key(table: exp.Table) -> tuple[str, str]:
@@ -42,16 +56,17 @@ class Schema:
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Mapping[str, str]] | None) -> Schema:
-        """Build from ``{"dbo.person": {"given_name": "nvarchar(40)"}}`` style input."""
+        """Build from ``{"dbo.person": {"given_name": "nvarchar(40)"}}`` style input.
+
+        A type may carry its column's collation: ``"nvarchar(40) COLLATE Latin1_General_CS_AS"``
+        makes comparisons on that column case-sensitive whatever ``Options`` says.
+        """
         schema = cls()
         for name, columns in (mapping or {}).items():
             db, _, table = name.rpartition(".")
             schema.add(
                 (db.strip('[]"'), table.strip('[]"')),
-                {
-                    col: exp.DataType.build(typ, dialect="tsql", udt=True)
-                    for col, typ in columns.items()
-                },
+                {col: _column_type(typ) for col, typ in columns.items()},
             )
         return schema
 

@@ -11,7 +11,16 @@ from sqlglot import exp
 
 from datamigrate_agent.translate._schema import Schema
 
-__all__ = ["STRING", "infer", "is_int", "is_numeric", "is_string", "is_temporal", "precedence"]
+__all__ = [
+    "STRING",
+    "collation_is_cs",
+    "infer",
+    "is_int",
+    "is_numeric",
+    "is_string",
+    "is_temporal",
+    "precedence",
+]
 
 T = exp.DType
 STRING = {T.CHAR, T.NCHAR, T.VARCHAR, T.NVARCHAR, T.TEXT, T.NAME}
@@ -94,6 +103,12 @@ def is_string(dt: exp.DataType | None) -> bool:
     return dt is not None and dt.this in STRING
 
 
+def collation_is_cs(name: str) -> bool:
+    """A case-sensitive SQL Server collation (``..._CS_AS``, ``..._BIN``, ``..._BIN2``)."""
+    upper = name.upper()
+    return "_CS" in upper or upper.endswith(("_BIN", "_BIN2"))
+
+
 def is_int(dt: exp.DataType | None) -> bool:
     """Exact integer types, BIT included (T-SQL divides them with truncation)."""
     return dt is not None and dt.this in INTS
@@ -150,6 +165,11 @@ def infer(node: exp.Expression | None, schema: Schema, _depth: int = 0) -> exp.D
         return _column(node, schema, d)
     if isinstance(node, exp.Alias):
         return infer(node.this, schema, d)
+    if isinstance(node, exp.Collate):
+        inner = infer(node.this, schema, d) or exp.DataType.build("VARCHAR")
+        typed = inner.copy()
+        typed.meta["case_sensitive"] = collation_is_cs(node.expression.name)
+        return typed
     if isinstance(node, exp.Coalesce) and node.args.get("is_null"):
         return infer(node.this, schema, d)
     if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod)):

@@ -6,7 +6,9 @@ from collections.abc import Iterator
 
 from sqlglot import exp
 
-__all__ = ["bottom_up", "func", "lit", "num", "tsql_type"]
+from datamigrate_agent.translate._context import Context
+
+__all__ = ["bottom_up", "case_insensitive", "func", "lit", "num", "tsql_type"]
 
 
 def bottom_up(tree: exp.Expression, *types: type[exp.Expression]) -> Iterator[exp.Expression]:
@@ -40,3 +42,13 @@ def replace(node: exp.Expression, new: exp.Expression) -> exp.Expression:
         return new
     node.replace(new)
     return new
+
+
+def case_insensitive(ctx: Context, *nodes: exp.Expression) -> bool:
+    """Whether comparing ``nodes`` ignores case: a column's (or COLLATE's) collation wins
+    over the database default in ``Options``, as SQL Server's collation precedence says."""
+    for node in nodes:
+        flag = (ctx.type_of(node) or exp.DataType.build("VARCHAR")).meta.get("case_sensitive")
+        if flag is not None:
+            return not flag
+    return ctx.options.case_insensitive

@@ -17,7 +17,7 @@ from sqlglot import exp
 
 from datamigrate_agent.translate._context import Context
 from datamigrate_agent.translate._typing import is_numeric, is_string, is_temporal
-from datamigrate_agent.translate.transforms._util import lit
+from datamigrate_agent.translate.transforms._util import case_insensitive, lit
 from datamigrate_agent.translate.transforms.literals import iso_datetime
 from datamigrate_agent.translate.transforms.strings import rtrim
 
@@ -27,18 +27,19 @@ _COMPARISONS = (exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE)
 _AGGREGATES = (exp.AggFunc,)
 
 
-def normalise(node: exp.Expression, ctx: Context) -> exp.Expression:
+def normalise(node: exp.Expression, ctx: Context, ci: bool | None = None) -> exp.Expression:
     """``node`` as SQL Server compares it: trailing spaces off and, under CI, lower case."""
     if node.meta.get("dm_norm"):
         return node
+    ci = case_insensitive(ctx, node) if ci is None else ci
     if isinstance(node, (exp.Literal, exp.National)) and (
         node.is_string or isinstance(node, exp.National)
     ):
         text = node.name.rstrip(" ") if ctx.options.pad_space else node.name
-        out: exp.Expression = lit(text.lower() if ctx.options.case_insensitive else text)
+        out: exp.Expression = lit(text.lower() if ci else text)
     else:
         out = rtrim(node) if ctx.options.pad_space else node
-        if ctx.options.case_insensitive:
+        if ci:
             out = exp.Lower(this=out)
     out.meta["dm_norm"] = True
     return out
@@ -64,7 +65,7 @@ def _is_assignment(node: exp.Expression) -> bool:
 
 
 def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
-    """Rewrite string comparisons, LIKE, and string grouping."""
+    """Rewrite string comparisons, LIKE, and string grouping; drop COLLATE clauses."""
     tree = _unions(tree, ctx)
     for node in list(tree.find_all(*_COMPARISONS)):
         if not _is_assignment(node):
@@ -76,8 +77,9 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
         for key in ("low", "high"):
             node.set(key, _temporal_literal(node.args[key], subject))
         if _stringy(ctx, node.this, node.args["low"], node.args["high"]):
+            ci = case_insensitive(ctx, node.this, node.args["low"], node.args["high"])
             for key in ("this", "low", "high"):
-                node.set(key, normalise(node.args[key], ctx))
+                node.set(key, normalise(node.args[key], ctx, ci))
     for node in list(tree.find_all(exp.Case)):
         _simple_case(node, ctx)
     for node in list(tree.find_all(exp.Nullif)):
@@ -91,6 +93,9 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
     for select in list(tree.find_all(exp.Select)):
         _group(select, ctx)
         _order(select, ctx)
+    for node in list(tree.find_all(exp.Collate)):
+        # The comparisons above carry its meaning; target collation names differ.
+        node.replace(node.this)
     return tree
 
 
@@ -169,16 +174,18 @@ def _compare(node: exp.Binary, ctx: Context) -> None:
     elif is_string(right) and is_numeric(left):
         node.set("expression", exp.Cast(this=node.right, to=left.copy()))
     elif _stringy(ctx, node.left, node.right):
-        node.set("this", normalise(node.left, ctx))
-        node.set("expression", normalise(node.right, ctx))
+        ci = case_insensitive(ctx, node.left, node.right)
+        node.set("this", normalise(node.left, ctx, ci))
+        node.set("expression", normalise(node.right, ctx, ci))
 
 
 def _in(node: exp.In, ctx: Context) -> None:
     values = node.expressions
     query = node.args.get("query")
     if values and _stringy(ctx, node.this, *values):
-        node.set("this", normalise(node.this, ctx))
-        node.set("expressions", [normalise(v, ctx) for v in values])
+        ci = case_insensitive(ctx, node.this, *values)
+        node.set("this", normalise(node.this, ctx, ci))
+        node.set("expressions", [normalise(v, ctx, ci) for v in values])
     elif query is not None and isinstance(query.unnest(), exp.Select):
         select = query.unnest()
         if len(select.expressions) == 1 and _stringy(ctx, node.this, select.expressions[0]):
@@ -194,17 +201,20 @@ def _simple_case(node: exp.Case, ctx: Context) -> None:
     ifs = node.args.get("ifs") or []
     if operand is None or not _stringy(ctx, operand, *(i.this for i in ifs)):
         return
-    node.set("this", normalise(operand, ctx))
+    ci = case_insensitive(ctx, operand, *(i.this for i in ifs))
+    node.set("this", normalise(operand, ctx, ci))
     for branch in ifs:
-        branch.set("this", normalise(branch.this, ctx))
+        branch.set("this", normalise(branch.this, ctx, ci))
 
 
 def _nullif(node: exp.Nullif, ctx: Context) -> None:
     """NULLIF(a, b) is NULL when a = b, so '  ' and '' (or 'A' and 'a' under CI) match."""
     if not _stringy(ctx, node.this, node.expression):
         return
+    ci = case_insensitive(ctx, node.this, node.expression)
     same = exp.EQ(
-        this=normalise(node.this.copy(), ctx), expression=normalise(node.expression.copy(), ctx)
+        this=normalise(node.this.copy(), ctx, ci),
+        expression=normalise(node.expression.copy(), ctx, ci),
     )
     node.replace(exp.Case(ifs=[exp.If(this=same, true=exp.Null())], default=node.this.copy()))
 
@@ -214,7 +224,7 @@ def _like(node: exp.Like, ctx: Context) -> None:
     if isinstance(pattern, (exp.Literal, exp.National)) and re.search(r"\[", pattern.name):
         node.replace(_regex_like(node.this, pattern.name, ctx))
         return
-    if not ctx.options.case_insensitive:
+    if not case_insensitive(ctx, node.this):
         return
     if ctx.target.SUPPORTS_ILIKE:
         node.replace(exp.ILike(this=node.this, expression=pattern))
@@ -246,7 +256,7 @@ def like_to_regex(pattern: str) -> str:
 
 def _regex_like(subject: exp.Expression, pattern: str, ctx: Context) -> exp.Expression:
     regex = like_to_regex(pattern)
-    if ctx.options.case_insensitive:
+    if case_insensitive(ctx, subject):
         subject, regex = exp.Lower(this=subject), regex.lower()
     return exp.RegexpLike(this=subject, expression=lit(regex))
 
@@ -256,10 +266,15 @@ def _window(node: exp.Window, ctx: Context) -> None:
     keys = node.args.get("partition_by") or []
     node.set("partition_by", [normalise(k, ctx) if is_string(ctx.type_of(k)) else k for k in keys])
     order = node.args.get("order")
-    if order is None or not ctx.options.case_insensitive:
+    if order is None:
         return
     for ordered in order.expressions:
-        if is_string(ctx.type_of(ordered.this)) and not ordered.this.meta.get("dm_norm"):
+        key = ordered.this
+        if (
+            is_string(ctx.type_of(key))
+            and case_insensitive(ctx, key)
+            and not key.meta.get("dm_norm")
+        ):
             ordered.set("this", exp.Lower(this=ordered.this.copy()))
 
 
@@ -328,7 +343,7 @@ def _wrap_occurrences(node: exp.Expression, key: exp.Column) -> None:
 def _order(select: exp.Select, ctx: Context) -> None:
     """ORDER BY a string sorts case-insensitively (LOWER); aliases and positions stay."""
     order = select.args.get("order")
-    if order is None or not ctx.options.case_insensitive or select.args.get("distinct"):
+    if order is None or select.args.get("distinct"):
         return
     aliases = {i.alias.lower(): i.this for i in select.expressions if isinstance(i, exp.Alias)}
     grouped = select.args.get("group") is not None or any(
@@ -342,10 +357,14 @@ def _order(select: exp.Select, ctx: Context) -> None:
             # An output alias cannot sit inside an expression (PostgreSQL): sort by what it
             # names instead.
             named = aliases[key.name.lower()]
-            if is_string(ctx.type_of(named)) and not isinstance(named, exp.Window):
+            if (
+                is_string(ctx.type_of(named))
+                and case_insensitive(ctx, named)
+                and not isinstance(named, exp.Window)
+            ):
                 ordered.set("this", exp.Lower(this=named.copy()))
             continue
         if grouped and not isinstance(key, exp.AggFunc):
             continue  # a grouped query may only sort by its keys and aggregates
-        if is_string(ctx.type_of(key)):
+        if is_string(ctx.type_of(key)) and case_insensitive(ctx, key):
             ordered.set("this", exp.Lower(this=key.copy()))

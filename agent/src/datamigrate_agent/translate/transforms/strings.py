@@ -20,7 +20,13 @@ from sqlglot import exp
 
 from datamigrate_agent.translate._context import Context
 from datamigrate_agent.translate._typing import is_string
-from datamigrate_agent.translate.transforms._util import bottom_up, lit, num, tsql_type
+from datamigrate_agent.translate.transforms._util import (
+    bottom_up,
+    case_insensitive,
+    lit,
+    num,
+    tsql_type,
+)
 
 __all__ = ["rtrim", "transform"]
 
@@ -78,7 +84,7 @@ def _left_right(node: exp.Expression, ctx: Context) -> exp.Expression:
 
 def _charindex(node: exp.StrPosition, ctx: Context) -> exp.Expression:
     haystack, needle = _text(node.this, ctx), _text(node.args["substr"], ctx)
-    if ctx.options.case_insensitive:
+    if case_insensitive(ctx, node.this, node.args["substr"]):
         haystack, needle = exp.Lower(this=haystack), exp.Lower(this=needle)
     start = node.args.get("position")
     if start is None or (start.is_int and start.to_py() <= 1):
@@ -138,7 +144,7 @@ def _concat(node: exp.Concat, ctx: Context) -> exp.Expression:
 
 def _replace(node: exp.Replace, ctx: Context) -> exp.Expression:
     search, replacement = node.expression, node.args.get("replacement")
-    if not ctx.options.case_insensitive or not isinstance(search, (exp.Literal, exp.National)):
+    if not case_insensitive(ctx, node.this) or not isinstance(search, (exp.Literal, exp.National)):
         return node
     if replacement is None or not re.search(r"[A-Za-z]", search.name):
         return node
