@@ -6,7 +6,9 @@ LOWER on both sides), ``LIKE '[0-9]%'`` character classes become an anchored reg
 ``COUNT(DISTINCT s)``, ``GROUP BY s`` and ``SELECT DISTINCT s`` group the same way, keeping
 one of the group's spellings (MIN); UNION removes duplicates the same way; ORDER BY a
 string column sorts case-insensitively; window PARTITION BY and ORDER BY follow suit.
-A string compared with a number is converted to the number's type, as T-SQL does.
+A string compared with a number is converted to the number's type, as T-SQL does. Case is
+ignored per ``Options.case_insensitive`` unless a column's collation (in the schema) or an
+explicit COLLATE says otherwise; COLLATE clauses are dropped once applied.
 """
 
 from __future__ import annotations
