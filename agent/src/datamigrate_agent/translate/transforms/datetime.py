@@ -83,6 +83,12 @@ def _instant(node: exp.Expression) -> exp.Expression:
         node = node.this
     if isinstance(node, exp.TsOrDsToDate):
         node = node.this
+    if isinstance(node, exp.Literal) and not node.is_string:
+        # A number as a datetime counts days from 1900-01-01 (DATEADD(dd, n, 0) idioms).
+        base = exp.Cast(this=lit("1900-01-01 00:00:00"), to=tsql_type("DATETIME2"))
+        if node.to_py() == 0:
+            return base
+        return exp.DateAdd(this=base, expression=node.copy(), unit=exp.var("DAY"))
     if isinstance(node, (exp.Literal, exp.National)):
         text = iso_datetime(node.name) or node.name.replace("T", " ")
         return exp.Cast(this=lit(text), to=tsql_type("DATETIME2"))
@@ -253,6 +259,7 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
 def _transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
     for node in bottom_up(
         tree,
+        exp.DateAdd,
         exp.DateDiff,
         exp.Extract,
         exp.TimeToStr,
@@ -271,6 +278,10 @@ def _transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
 
 
 def _rewrite(node: exp.Expression, ctx: Context) -> exp.Expression:
+    if isinstance(node, exp.DateAdd) and isinstance(node.this, (exp.Literal, exp.National)):
+        # DATEADD keeps the type of its date argument; a literal is a datetime, not a date.
+        node.set("this", _instant(node.this))
+        return node
     if isinstance(node, exp.DateDiff):
         start, end = _instant(node.expression), _instant(node.this)
         return exp.paren(datediff(_part(node.args.get("unit")), start, end, ctx))
