@@ -245,7 +245,8 @@ impl Supervisor {
         }
     }
 
-    /// After a relist (the API server came back): pods that vanished meanwhile are gone.
+    /// After a (re)list: pods that vanished meanwhile are gone, and so are the folders of pods
+    /// that an earlier runner process left behind.
     fn forget_unlisted(&mut self) {
         let Some(listed) = self.listed.take() else {
             return;
@@ -256,6 +257,8 @@ impl Supervisor {
             }
         }
         self.binding.retain(|uid| listed.contains(uid));
+        let keep = |uid: &str| listed.contains(uid) || self.tasks.contains_key(uid);
+        remove_orphan_pod_dirs(&self.ctx.state_dir.join("pods"), keep);
     }
 
     fn on_pod(&mut self, pod: Pod) {
@@ -357,6 +360,23 @@ async fn sweep_claims(ctx: Arc<Ctx>) {
     }
 }
 
+/// Pod folders are `<namespace>_<name>_<uid>`; names cannot contain `_`.
+fn remove_orphan_pod_dirs(root: &Path, keep: impl Fn(&str) -> bool) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((_, uid)) = name.rsplit_once('_') else {
+            continue;
+        };
+        if !keep(uid) {
+            info!(folder = %name, "Removed the folder of a pod that is gone");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn remove_dead_claims(root: &Path, live: &HashSet<(String, String)>) {
     let Ok(namespaces) = std::fs::read_dir(root) else {
         return;
@@ -379,6 +399,17 @@ fn remove_dead_claims(root: &Path, live: &HashSet<(String, String)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_folders_of_pods_that_are_gone_are_removed() {
+        let root = tempfile::tempdir().unwrap();
+        for dir in ["ns_live-pod_uid-1", "ns_gone-pod_uid-2"] {
+            std::fs::create_dir_all(root.path().join(dir)).unwrap();
+        }
+        remove_orphan_pod_dirs(root.path(), |uid| uid == "uid-1");
+        assert!(root.path().join("ns_live-pod_uid-1").exists());
+        assert!(!root.path().join("ns_gone-pod_uid-2").exists());
+    }
 
     #[test]
     fn only_folders_of_deleted_claims_are_removed() {
