@@ -73,17 +73,19 @@ or the full name when the chart creates it).
 {{- if .Values.serviceAccount.create }}
 {{- default (include "datamigrate-operator.fullname" .) .Values.serviceAccount.name }}
 {{- else }}
-{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- $msg := "serviceAccount.name is required when serviceAccount.create is false" }}
+{{- required $msg .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
 
 {{/*
 datamigrate-operator.image: an image reference from a {registry, repository, tag, digest}
-map. Call with (dict "image" .Values.image "root" $). The registry falls back to
-global.imageRegistry, the tag to the chart's appVersion; a digest wins over the tag.
+map. Call with (dict "image" .Values.image "root" $). global.imageRegistry, when set, wins
+over the image's own registry (a mirror for everything); the tag falls back to the chart's
+appVersion; a digest wins over the tag.
 */}}
 {{- define "datamigrate-operator.image" -}}
-{{- $registry := default .root.Values.global.imageRegistry .image.registry }}
+{{- $registry := default .image.registry .root.Values.global.imageRegistry }}
 {{- $repo := .image.repository }}
 {{- if $registry }}
 {{- $repo = printf "%s/%s" $registry .image.repository }}

@@ -216,16 +216,12 @@ def test_should_build_image_references_from_registry_repository_tag_and_digest()
     assert c["image"] == "r.example.com/datamigrate-ai/datamigrate-operator:1.2.3"
     c = controller(render({"image": {"tag": "1.2.3", "digest": digest}}))
     assert c["image"] == f"ghcr.io/datamigrate-ai/datamigrate-operator@{digest}"
-    docs = render(
-        {
-            "global": {"imageRegistry": "mirror.example.com"},
-            "image": {"registry": ""},
-            "agent": {"image": {"registry": ""}},
-        }
-    )
+    docs = render({"global": {"imageRegistry": "mirror.example.com"}})
     assert controller(docs)["image"].startswith("mirror.example.com/datamigrate-ai/")
     cm = one(docs, "ConfigMap", f"{FULL}-work-pod-defaults")
     assert "image: mirror.example.com/datamigrate-ai/datamigrate-agent:0.1.0" in str(cm["data"])
+    c = controller(render({"image": {"registry": ""}}))
+    assert c["image"] == "datamigrate-ai/datamigrate-operator:0.1.0"
 
 
 def test_should_keep_selector_labels_to_name_and_instance():
