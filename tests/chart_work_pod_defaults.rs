@@ -36,9 +36,16 @@ fn rendered_defaults(helm: &Path, values: &str) -> String {
         .current_dir(root())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cm: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
-    cm["data"]["work-pod-defaults.yaml"].as_str().unwrap().to_string()
+    cm["data"]["work-pod-defaults.yaml"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn parse(text: &str) -> WorkPodDefaults {
@@ -73,7 +80,12 @@ fn chart_defaults_parse_and_shape_the_step_jobs() {
     assert_eq!(spec.ttl_seconds_after_finished, Some(86400));
     let meta = spec.template.metadata.unwrap();
     assert_eq!(meta.labels.as_ref().unwrap()["cost-center"], "data");
-    assert!(meta.labels.as_ref().unwrap().contains_key("datamigrate.ai/step"));
+    assert!(
+        meta.labels
+            .as_ref()
+            .unwrap()
+            .contains_key("datamigrate.ai/step")
+    );
     let pod = spec.template.spec.unwrap();
     assert_eq!(pod.tolerations.unwrap()[0].key.as_deref(), Some("batch"));
     assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
