@@ -7,10 +7,13 @@ target's types) that the project's sources point at, and answers the evaluate no
 from __future__ import annotations
 
 import decimal
+import hashlib
 import logging
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -21,7 +24,8 @@ from datamigrate_agent.nodes._names import quote
 from datamigrate_agent.nodes._profiles import DUCKDB_PATH_ENV
 from datamigrate_agent.nodes._sql import column_type
 
-__all__ = ["connect", "load_sources", "export_pg_env", "checksum_sql"]
+__all__ = ["connect", "load_sources", "export_pg_env", "checksum_sql", "duckdb_path",
+           "save_engine"]
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +60,64 @@ def export_pg_env() -> dict[str, str]:
     return {k: os.environ.get(f"DATAMIGRATE_PG_{v}", "") for k, v in keys.items()}
 
 
+#: Paths this process put into DATAMIGRATE_DUCKDB_PATH (anything else there is the user's).
+_OURS: set[str] = set()
+#: Memory-backed scratch space for the build; it must have room for about this many times
+#: the sample data, plus a margin.
+_SCRATCH = Path("/dev/shm")
+_SCRATCH_FACTOR, _SCRATCH_MARGIN = 4, 64 << 20
+
+
+def _sample_bytes(cfg: MigrateConfig) -> int:
+    folder = cfg.metadata_path.parent / "sampledata"
+    return sum(f.stat().st_size for f in folder.iterdir()) if folder.is_dir() else 0
+
+
+def _scratch_path(cfg: MigrateConfig) -> str | None:
+    # DuckDB commits every dbt statement with an fsync; on a busy disk that doubles the time
+    # of a large build. The build runs on a memory-backed copy, saved to the workspace by
+    # save_engine. No room there (small /dev/shm in a pod): build in the workspace directly.
+    if not (_SCRATCH.is_dir() and os.access(_SCRATCH, os.W_OK)):
+        return None
+    need = _SCRATCH_FACTOR * _sample_bytes(cfg) + _SCRATCH_MARGIN
+    if shutil.disk_usage(_SCRATCH).free < need:
+        return None
+    digest = hashlib.sha256(str(cfg.workspace).encode()).hexdigest()[:12]
+    folder = _SCRATCH / f"datamigrate-{os.getuid()}-{digest}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return str(folder / "warehouse.duckdb")
+
+
 def duckdb_path(cfg: MigrateConfig) -> str:
-    """The DuckDB file (env override, else ``<workspace>/warehouse.duckdb``)."""
-    path = os.environ.get(DUCKDB_PATH_ENV) or str(cfg.workspace / "warehouse.duckdb")
+    """The DuckDB file the build uses (the user's env override, else a scratch copy or
+    ``<workspace>/warehouse.duckdb``), exported for the profile's ``env_var()``."""
+    env = os.environ.get(DUCKDB_PATH_ENV)
+    if env and env not in _OURS:
+        return env
+    path = _scratch_path(cfg) or str(cfg.workspace / "warehouse.duckdb")
     os.environ[DUCKDB_PATH_ENV] = path
+    _OURS.add(path)
     return path
+
+
+def save_engine(cfg: MigrateConfig) -> None:
+    """Move a scratch DuckDB file to ``<workspace>/warehouse.duckdb``, checkpointed."""
+    if cfg.target != "duckdb":
+        return
+    path = Path(duckdb_path(cfg))
+    final = cfg.workspace / "warehouse.duckdb"
+    if path == final or not path.exists():
+        return
+    import duckdb
+
+    con = duckdb.connect(str(path))
+    con.execute("CHECKPOINT")
+    con.close()
+    tmp = final.with_name(".warehouse.duckdb.tmp")
+    shutil.copyfile(path, tmp)
+    os.replace(tmp, final)
+    shutil.rmtree(path.parent, ignore_errors=True)
+    os.environ.pop(DUCKDB_PATH_ENV, None)
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from langgraph.runtime import Runtime
 
 from datamigrate_agent.metadata import utc_now
 from datamigrate_agent.nodes._context import Context
+from datamigrate_agent.nodes._engine import save_engine
 from datamigrate_agent.progress import summary_of
 from datamigrate_agent.state import State
 
@@ -139,6 +140,7 @@ def write_report(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     for folder in (ws, project):
         _write(folder / "results.json", text)
         _write(folder / "report.md", md)
+    save_engine(ctx.config)
     ctx.progress.finish(summary_of(doc["objects"]))
     log.info("Wrote report", extra={"fields": {"node": "report", **doc["counts"]}})
     return {"report": {"results": str(ws / "results.json"), "markdown": str(ws / "report.md")}}

@@ -72,11 +72,11 @@ def test_project(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     runnable = cfg.target in RUNNABLE_TARGETS and cfg.validate
     update: dict[str, Any] = {}
     if runnable:
+        # A resumed pod has lost a scratch copy of the engine: load again.
+        present = cfg.target == "postgres" or Path(duckdb_path(cfg)).exists()
         if cfg.target == "postgres":
             export_pg_env()
-        else:
-            duckdb_path(cfg)
-        if not state.get("loaded"):
+        if not state.get("loaded") or not present:
             started = time.monotonic()
             update["load"] = load_sources(cfg, ctx.metadata, _raw_schemas(state))
             update["loaded"] = True
