@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import tempfile
 
@@ -94,6 +95,41 @@ def one(docs: list[dict], kind: str, name: str | None = None, namespace: str | N
 
 def kinds(docs: list[dict]) -> set[str]:
     return {d["kind"] for d in docs}
+
+
+def _lua(value) -> str:
+    """A Lua literal of a JSON value (what Argo CD hands its health scripts as `obj`)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"[{_lua(k)}] = {_lua(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "{" + ", ".join(_lua(v) for v in value) + "}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "nil"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(value)
+
+
+def argocd_health(mig: dict) -> str:
+    """The Argo CD health status of a live object, from the chart's health.lua under lua5.4."""
+    lua = shutil.which("lua5.4")
+    if lua is None:
+        pytest.fail("lua5.4 is not installed (scripts/test-chart installs it)")
+    script = CHART / "argocd" / "health.lua"
+    code = f"obj = {_lua(mig)}\nlocal hs = dofile({json.dumps(str(script))})\nprint(hs.status)"
+    out = subprocess.run([lua, "-"], input=code, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def flux_health(mig: dict) -> str:
+    """kstatus' verdict (what Flux waits on) for a live object, from the tests' kstatus tool."""
+    tool = os.environ.get("DATAMIGRATE_KSTATUS", "")
+    if not tool:
+        pytest.fail("DATAMIGRATE_KSTATUS is not set (scripts/test-chart builds the tool)")
+    out = subprocess.run([tool], input=json.dumps(mig), capture_output=True, text=True, check=True)
+    return out.stdout.split(" ", 1)[0]
 
 
 @pytest.fixture(scope="session")

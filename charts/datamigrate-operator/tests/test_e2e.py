@@ -10,13 +10,12 @@ import os
 import pathlib
 import shutil
 import socket
-import subprocess
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import yaml
-from conftest import CHART, ROOT, helm, kubectl
+from conftest import CHART, ROOT, argocd_health, flux_health, helm, kubectl
 from test_cluster import apply, eventually
 
 OPERATOR_IMAGE = "ghcr.io/datamigrate-ai/datamigrate-operator"
@@ -99,32 +98,6 @@ def running_release(images) -> Iterator[dict[str, str]]:
     )
 
 
-def _lua(value) -> str:
-    """A Lua literal of a JSON value (what Argo CD hands its health scripts as `obj`)."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"[{_lua(k)}] = {_lua(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "{" + ", ".join(_lua(v) for v in value) + "}"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "nil"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return json.dumps(value)
-
-
-def argocd_health(mig: dict) -> str:
-    """The Argo CD health status of a live object, from the chart's health.lua under lua5.4."""
-    lua = shutil.which("lua5.4")
-    if lua is None:
-        pytest.fail("lua5.4 is not installed (scripts/test-chart installs it)")
-    script = CHART / "argocd" / "health.lua"
-    code = f"obj = {_lua(mig)}\nlocal hs = dofile({json.dumps(str(script))})\nprint(hs.status)"
-    out = subprocess.run([lua, "-"], input=code, capture_output=True, text=True, check=True)
-    return out.stdout.strip()
-
-
 def _condition(mig: dict, kind: str) -> dict | None:
     for c in (mig.get("status") or {}).get("conditions", []):
         if c["type"] == kind:
@@ -163,6 +136,8 @@ def test_should_run_the_controller_and_finish_a_migration(running_release):
     stale = json.loads(json.dumps(mig))
     stale["metadata"]["generation"] += 1
     assert argocd_health(stale) == "Progressing"
+    assert flux_health(mig) == "Current"
+    assert flux_health(stale) == "InProgress"
     for kind, name in (
         ("serviceaccount", "minimal-agent"),
         ("configmap", "minimal-progress"),
