@@ -158,11 +158,7 @@ pub async fn run(
         let store = controller.store();
         stores.push(store.clone());
         let synced = synced.clone();
-        tokio::spawn(async move {
-            if store.wait_until_ready().await.is_ok() {
-                synced.fetch_add(1, Ordering::SeqCst);
-            }
-        });
+        tokio::spawn(count_when_synced(store, synced));
         runs.push(
             controller
                 .run(reconcile, error_policy, ctx.clone())
@@ -172,6 +168,25 @@ pub async fn run(
     let gauge = tokio::spawn(update_phase_gauge(stores, ctx.metrics.clone()));
     futures::future::join_all(runs).await;
     gauge.abort();
+}
+
+/// Adds one to `synced` once `store` has its first full list.
+///
+/// kube-runtime's readiness signal is a oneshot that wakes only the last waiter to poll it, and
+/// the controller's own runner waits on it too; so this waiter re-polls on a short timeout
+/// instead of relying on a wake-up.
+async fn count_when_synced(store: Store<Migration>, synced: Arc<AtomicUsize>) {
+    loop {
+        let wait = tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready());
+        match wait.await {
+            Ok(Ok(())) => {
+                synced.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            Ok(Err(_)) => return,
+            Err(_) => {}
+        }
+    }
 }
 
 fn controller_for(client: &Client, namespace: Option<&str>) -> Controller<Migration> {
@@ -532,7 +547,8 @@ async fn write_status(mig: &Migration, ctx: &Context, desired: &MigrationStatus)
     patch_status(mig, ctx, desired).await?;
     record_finished_steps(ctx, &prev, desired);
     if let Some((why, note)) = status::transition(&prev, desired) {
-        info!(phase = ?desired.phase, reason = %why, "Migration moved");
+        let phase = desired.phase.map_or("", MigrationPhase::as_str);
+        info!(phase, reason = %why, "Migration moved");
         publish(mig, ctx, event_type(&why), leak(&why), "UpdateStatus", note).await;
     }
     Ok(())

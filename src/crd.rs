@@ -25,6 +25,8 @@ pub const MAX_STATUS_OBJECTS: usize = 50;
 
 /// What to migrate, where to, and how. A Migration runs the steps extract, migrate and
 /// publish, each as its own Job, and reports progress in its status.
+// kube's `printcolumn` is repeated once per column by design.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "datamigrate.ai",

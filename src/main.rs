@@ -103,6 +103,8 @@ fn main() -> ExitCode {
         Command::Translate(args) => datamigrate::local::translate(&args),
         Command::Controller(args) => {
             telemetry::init(args.log_format);
+            // A startup invariant: without a runtime there is nothing to report to.
+            #[allow(clippy::expect_used)]
             let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime starts");
             match runtime.block_on(run_controller(args)) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -59,6 +59,9 @@ pub async fn serve(
             addr: addr.into(),
             source,
         })?;
+    if let Ok(local) = listener.local_addr() {
+        tracing::info!(addr = %local, "Serving probes and metrics");
+    }
     axum::serve(listener, router(probes))
         .with_graceful_shutdown(shutdown)
         .await

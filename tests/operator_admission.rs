@@ -2,6 +2,9 @@
 //! message naming the field (the CRD's OpenAPI schema and CEL rules at work); the minimal
 //! example is accepted and gets its defaults.
 
+// Test code: a failed expectation is meant to panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod operator_common;
 mod support;
 

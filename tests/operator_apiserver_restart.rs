@@ -2,6 +2,9 @@
 //! by themselves and the run finishes with nothing duplicated. Its own test binary, so no other
 //! test shares the outage (cargo runs test binaries one after another).
 
+// Test code: a failed expectation is meant to panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod operator_common;
 mod support;
 

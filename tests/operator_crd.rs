@@ -1,5 +1,8 @@
 //! The committed CRD matches the Rust types, and every example Migration deserializes.
 
+// Test code: a failed expectation is meant to panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 
 use datamigrate::crd::{Migration, crd_yaml};
@@ -16,7 +19,9 @@ fn root() -> PathBuf {
 }
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -54,18 +59,27 @@ fn every_example_migration_deserializes() {
                 continue;
             }
             if let Err(e) = serde_yaml::from_value::<Migration>(value) {
-                panic!("{} does not deserialize into Migration: {e}", file.display());
+                panic!(
+                    "{} does not deserialize into Migration: {e}",
+                    file.display()
+                );
             }
             migrations += 1;
         }
     }
-    assert!(migrations >= 2, "expected the minimal and invalid examples, found {migrations}");
+    assert!(
+        migrations >= 2,
+        "expected the minimal and invalid examples, found {migrations}"
+    );
 }
 
 #[test]
 fn schema_invalid_examples_are_refused_by_serde_too() {
     for name in SCHEMA_INVALID {
         let text = std::fs::read_to_string(root().join("examples/invalid").join(name)).unwrap();
-        assert!(serde_yaml::from_str::<Migration>(&text).is_err(), "{name} deserialized");
+        assert!(
+            serde_yaml::from_str::<Migration>(&text).is_err(),
+            "{name} deserialized"
+        );
     }
 }

@@ -2,6 +2,9 @@
 //! annotation restarting a stalled run, bad input stalling at once, a missing Secret reported
 //! and recovered from (with no Secret value anywhere), and suspend/resume.
 
+// Test code: a failed expectation is meant to panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod operator_common;
 mod support;
 

@@ -2,6 +2,9 @@
 //! the real agent running each step: a run to Succeeded with its steps in order, idempotent
 //! reconciles, a controller crash mid-step, and deletion cascading to every owned object.
 
+// Test code: a failed expectation is meant to panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod operator_common;
 mod support;
 

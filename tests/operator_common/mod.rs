@@ -85,7 +85,12 @@ pub struct Operator {
 impl Operator {
     /// Starts a controller for `namespace` with fast retries (extra args appended).
     pub fn start(namespace: &str, extra: &[&str]) -> Self {
-        let dir = std::env::temp_dir().join(format!("datamigrate-op-{namespace}"));
+        Self::start_named(namespace, "main", extra)
+    }
+
+    /// Same as [`Operator::start`], with its own log folder `tag` (for a second replica).
+    pub fn start_named(namespace: &str, tag: &str, extra: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(format!("datamigrate-op-{namespace}-{tag}"));
         std::fs::create_dir_all(&dir).expect("operator test folder");
         let defaults = dir.join("work-pod-defaults.yaml");
         std::fs::write(&defaults, "backoffLimit: 0\nttlSecondsAfterFinished: 3600\n")
@@ -138,6 +143,37 @@ impl Operator {
         self.spawn(&defaults, extra);
     }
 
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let start = std::time::Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
+    /// The address the probes and metrics server bound (read from the log).
+    pub async fn probe_addr(&self) -> String {
+        support::wait_until("the probe server address", Duration::from_secs(30), || async {
+            self.log_text()
+                .lines()
+                .filter(|l| l.contains("Serving probes and metrics"))
+                .find_map(|l| serde_json::from_str::<Value>(l).ok()?["addr"].as_str().map(String::from))
+        })
+        .await
+    }
+
     /// The log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -152,6 +188,19 @@ impl Drop for Operator {
             eprintln!("controller log (last lines, newest first):\n{tail}");
         }
     }
+}
+
+/// `GET path` on `addr` over plain HTTP/1.0: (status code, body).
+pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to the probe server");
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read response");
+    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (code, body)
 }
 
 /// Creates the minimal example's ConfigMap (`minimal-script`, key `schema.sql`).
