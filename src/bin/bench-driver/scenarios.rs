@@ -22,6 +22,8 @@ const ONE_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_TIMEOUTS_IN_A_ROW: usize = 3;
 /// Bound on a start-up (spawn to ready).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long after `/healthz` a start-up waits for `/readyz` and the first reconcile.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Poll interval of `/healthz` and `/readyz` during start-up.
 const STARTUP_POLL: Duration = Duration::from_millis(1);
 /// Poll interval of `/metrics` while waiting for the operator to go quiet.
@@ -103,20 +105,10 @@ impl Bench {
             false,
         )?;
         let mut op = Operator { proc, addr };
-        match wait_healthy(&mut op).await {
-            Ok((healthz, readyz)) => {
-                let point = StartupPoint {
-                    migrations,
-                    healthz_ms: ms(healthz),
-                    readyz_ms: ms(readyz),
-                };
-                tracing::info!(
-                    tag,
-                    pid = op.proc.pid(),
-                    healthz_ms = point.healthz_ms,
-                    readyz_ms = point.readyz_ms,
-                    "Operator ready"
-                );
+        match wait_started(&mut op, &self.metric, migrations > 0).await {
+            Ok(mut point) => {
+                point.migrations = migrations;
+                tracing::info!(tag, pid = op.proc.pid(), ?point, "Operator started");
                 Ok((op, point))
             }
             Err(e) => {
@@ -338,8 +330,17 @@ fn summarise(
 }
 
 /// Polls `/healthz` and `/readyz` until both answer 200; returns the times since spawn.
-async fn wait_healthy(op: &mut Operator) -> Result<(Duration, Duration)> {
-    let (mut healthz, mut readyz) = (None, None);
+/// Polls until `/healthz` answers 200 (required), then keeps polling `/readyz` and, when
+/// Migrations are present, `/metrics` for the first reconcile, for at most `READY_TIMEOUT`:
+/// a `/readyz` that never turns 200 is recorded as missing, not fatal, so the other figures
+/// are still measured.
+async fn wait_started(
+    op: &mut Operator,
+    metric: &ReconcileMetric,
+    expect_reconciles: bool,
+) -> Result<StartupPoint> {
+    let mut point = StartupPoint::default();
+    let (mut healthz, mut readyz, mut reconciled) = (None, None, None);
     while op.proc.started.elapsed() < STARTUP_TIMEOUT {
         op.proc.ensure_running()?;
         if healthz.is_none() && is_ok(op.addr, "/healthz").await {
@@ -348,15 +349,28 @@ async fn wait_healthy(op: &mut Operator) -> Result<(Duration, Duration)> {
         if readyz.is_none() && is_ok(op.addr, "/readyz").await {
             readyz = Some(op.proc.started.elapsed());
         }
-        if let (Some(h), Some(r)) = (healthz, readyz) {
-            return Ok((h, r));
+        let want_count = expect_reconciles && reconciled.is_none() && healthz.is_some();
+        if want_count && first_reconcile_seen(op.addr, metric).await {
+            reconciled = Some(op.proc.started.elapsed());
+        }
+        let waited_enough = healthz.is_some_and(|h| op.proc.started.elapsed() > h + READY_TIMEOUT);
+        let all = readyz.is_some() && (reconciled.is_some() || !expect_reconciles);
+        if healthz.is_some() && (all || waited_enough) {
+            point.healthz_ms = healthz.map_or(0.0, ms);
+            point.readyz_ms = readyz.map(ms);
+            point.first_reconcile_ms = reconciled.map(ms);
+            return Ok(point);
         }
         tokio::time::sleep(STARTUP_POLL).await;
     }
     Err(Error::Timeout {
-        what: "the operator's /healthz and /readyz".into(),
+        what: "the operator's /healthz".into(),
         seconds: STARTUP_TIMEOUT.as_secs(),
     })
+}
+
+async fn first_reconcile_seen(addr: SocketAddr, metric: &ReconcileMetric) -> bool {
+    reconciles(addr, metric).await.is_some_and(|(c, _)| c > 0.0)
 }
 
 async fn is_ok(addr: SocketAddr, path: &str) -> bool {
