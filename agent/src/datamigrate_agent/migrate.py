@@ -10,6 +10,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from datamigrate_agent.graph import build_graph, open_checkpointer
 from datamigrate_agent.llm import build_chat_model
 from datamigrate_agent.metadata import load_metadata
 from datamigrate_agent.nodes._context import Context
+from datamigrate_agent.nodes._profiles import DUCKDB_PATH_ENV
 from datamigrate_agent.progress import Progress
 
 __all__ = ["add_arguments", "run", "migrate"]
@@ -69,6 +71,8 @@ def migrate(cfg: MigrateConfig, *, progress: Progress | None = None, chat: Any =
     ctx = Context(config=cfg, progress=progress or Progress.from_env(), chat=chat)
     fingerprint = _fingerprint(cfg)
     saver = open_checkpointer(cfg.checkpoint_path)
+    # The engine path is exported for dbt's env_var() during this run only.
+    engine_env = os.environ.get(DUCKDB_PATH_ENV)
     try:
         graph = build_graph(saver)
         run_cfg = {"configurable": {"thread_id": cfg.thread_id},
@@ -91,6 +95,10 @@ def migrate(cfg: MigrateConfig, *, progress: Progress | None = None, chat: Any =
                 log.info("Node finished", extra={"fields": {"node": node}})
     finally:
         saver.conn.close()
+        if engine_env is None:
+            os.environ.pop(DUCKDB_PATH_ENV, None)
+        else:
+            os.environ[DUCKDB_PATH_ENV] = engine_env
     return ctx
 
 
