@@ -72,7 +72,8 @@ def bench_catalogue(tables: int, views: int) -> None:
 
 
 def _out(line: str) -> None:
-    sys.stdout.write(line + "\n")
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    sys.stdout.write(f"{line} [load average {load} on {os.cpu_count()} CPUs]\n")
     sys.stdout.flush()
 
 
