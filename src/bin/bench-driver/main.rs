@@ -331,9 +331,9 @@ async fn floor_phase(
     outcome.and(stopped)
 }
 
-/// Generous bound on a burst of `n`: a minute plus 50 ms per Migration.
+/// Generous bound on a burst of `n`: a minute plus 200 ms per Migration.
 fn burst_timeout(n: usize) -> Duration {
-    Duration::from_secs(60) + Duration::from_millis(50 * n as u64)
+    Duration::from_secs(60) + Duration::from_millis(200 * n as u64)
 }
 
 /// Operator: sequential latency on a fresh process; its Migrations are deleted while it
