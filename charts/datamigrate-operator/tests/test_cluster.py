@@ -577,3 +577,41 @@ def test_should_accept_the_gitops_example_migration(release, namespaces):
     doc["metadata"]["namespace"] = namespaces["app"]
     out = apply(json.dumps(doc), "--dry-run=server")
     assert "migration.datamigrate.ai/sales created (server dry run)" in out.stdout
+
+
+def test_should_switch_deployment_strategy_on_upgrade(namespaces):
+    ns = namespaces["other"]
+    base = [
+        "-n",
+        ns,
+        "--set",
+        "crds.enabled=false",
+        "--set",
+        "rbac.create=false",
+        "--set",
+        "rbac.aggregateToDefaultRoles=false",
+        "--set",
+        "replicaCount=0",
+    ]
+
+    def strategy() -> dict:
+        out = kubectl(
+            "get",
+            "deployment",
+            "dms-datamigrate-operator",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.spec.strategy}",
+        )
+        return json.loads(out.stdout)
+
+    helm("install", "dms", str(CHART), *base, "--set", "leaderElection.enabled=true")
+    try:
+        assert strategy()["type"] == "RollingUpdate"
+        helm("upgrade", "dms", str(CHART), *base, "--set", "leaderElection.enabled=false")
+        assert strategy() == {"type": "Recreate"}
+        helm("upgrade", "dms", str(CHART), *base, "--set", "leaderElection.enabled=true")
+        assert strategy()["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    finally:
+        helm("uninstall", "dms", "-n", ns, check=False)
