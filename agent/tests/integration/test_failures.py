@@ -58,3 +58,30 @@ def test_a_model_that_fails_dbt_build_is_flagged_and_the_rest_verified(tmp_path:
     assert results["dbo.Order Details"]["status"] == "verified"
     model = tmp_path / "project" / broken["path"]
     assert model.read_text().startswith("{{ config(enabled=false) }}")
+
+
+def test_an_llm_repair_goes_back_through_dbt_build(tmp_path: Path) -> None:
+    from test_llm import ScriptedChat
+
+    from datamigrate_agent.config import MigrateConfig
+    from datamigrate_agent.migrate import migrate
+    from datamigrate_agent.progress import Progress
+
+    write_tiny_workspace(tmp_path)
+    doc = load_metadata(tmp_path / "metadata.json")
+    doc.views.append(View(schema="dbo", name="Broken",
+                          definition="CREATE VIEW Broken AS SELECT NoSuchColumn FROM Customers",
+                          dependencies=["dbo.Customers"]))  # fmt: skip
+    dump_metadata(doc, tmp_path / "metadata.json")
+    fixed = '```sql\nselect "CompanyName" from __ref_stg_tiny__customers\n```'
+    chat = ScriptedChat(replies=[fixed], prompts=[])
+    cfg = MigrateConfig(workspace=tmp_path, project_name="tiny", provider="openai",
+                        migration="llm-e2e")  # fmt: skip
+    ctx = migrate(cfg, progress=Progress(), chat=chat)
+    assert ctx.executed.count("test") == 2 and "repair" in ctx.executed
+    results = {o["object"]: o for o in json.loads((tmp_path / "results.json").read_text())[
+        "objects"]}  # fmt: skip
+    broken = results["dbo.Broken"]
+    assert broken["status"] == "verified-by-build", broken
+    assert broken["fixes"] == ["LLM repair 1"]
+    assert len(chat.prompts) == 1
