@@ -12,6 +12,7 @@
 //! is marked Failed (reason `PodRunnerRestarted`) when its `restartPolicy` is `Never`, and is
 //! run again from the start otherwise.
 
+mod ctx;
 mod envs;
 mod error;
 mod expand;
@@ -20,7 +21,9 @@ mod node;
 mod pod;
 mod process;
 mod status;
+mod termination;
 mod volumes;
+mod writer;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -37,9 +40,10 @@ use kube::{Api, Client};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use crate::ctx::Ctx;
 use crate::error::{Error, chain};
 use crate::images::ImageTable;
-use crate::pod::{Ctx, is_finished, ran_before};
+use crate::pod::{is_finished, ran_before};
 
 const DEFAULT_SCHEDULER: &str = "default-scheduler";
 const CLAIM_SWEEP: Duration = Duration::from_secs(10);

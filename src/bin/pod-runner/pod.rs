@@ -11,102 +11,26 @@ use futures::future::join_all;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 use rustix::process::Signal;
-use serde_json::json;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use crate::ctx::Ctx;
 use crate::envs::{self, Sources};
 use crate::error::{Error, chain, is_not_found};
 use crate::expand::expand_with;
-use crate::images::ImageTable;
 use crate::process::{self, Launch, Mount, START_ERROR_EXIT};
 use crate::status::{ContainerRun, Exit, Forced, Phase, PodRun, RestartPolicy, RunState};
+use crate::termination::termination_message;
 use crate::volumes::{self, PodDir};
+use crate::writer::StatusWriter;
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const DEFAULT_TERMINATION_PATH: &str = "/dev/termination-log";
 const DEFAULT_GRACE: Duration = Duration::from_secs(30);
-/// The kubelet's limits for termination messages.
-const MAX_MESSAGE_BYTES: usize = 4096;
-const MAX_FALLBACK_BYTES: usize = 2048;
-const MAX_FALLBACK_LINES: usize = 80;
 /// How long a run must last for the restart backoff to start over.
 const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(120);
 const CONFIG_RETRY: Duration = Duration::from_secs(2);
-
-/// What every pod task shares.
-pub struct Ctx {
-    /// The API client.
-    pub client: kube::Client,
-    /// The Node the runner plays.
-    pub node_name: String,
-    /// The runner's state folder (pods, claims, logs).
-    pub state_dir: PathBuf,
-    /// `KUBERNETES_SERVICE_HOST` and `_PORT` for containers.
-    pub service_host: String,
-    /// See `service_host`.
-    pub service_port: u16,
-    /// Images from `POD_RUNNER_IMAGES`.
-    pub images: ImageTable,
-    /// A file with more `repo=bindir` lines, re-read at every container start.
-    pub images_file: PathBuf,
-    /// This binary, used as the exec helper.
-    pub helper: PathBuf,
-    /// The `unshare` program.
-    pub unshare: PathBuf,
-    /// Host variables handed to every container (`LANG`, ...).
-    pub pass_env: Vec<(String, String)>,
-    /// First restart delay; doubles per restart.
-    pub backoff_initial: Duration,
-    /// Largest restart delay.
-    pub backoff_max: Duration,
-}
-
-impl Ctx {
-    /// `<state>/logs/<namespace>/<pod>/<container>.log`.
-    pub fn log_path(&self, namespace: &str, pod: &str, container: &str) -> PathBuf {
-        self.state_dir
-            .join("logs")
-            .join(namespace)
-            .join(pod)
-            .join(format!("{container}.log"))
-    }
-
-    fn image_table(&self) -> Result<ImageTable, Error> {
-        let text = match std::fs::read_to_string(&self.images_file) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(Error::write(&self.images_file, e)),
-        };
-        let file = ImageTable::parse(&text).map_err(|source| Error::Images { source })?;
-        Ok(self.images.clone().merged(file))
-    }
-
-    fn base_env(&self, pod: &Pod, bin_dir: Option<&std::path::Path>) -> Vec<(String, String)> {
-        let path = match bin_dir {
-            Some(dir) => format!("{}:{DEFAULT_PATH}", dir.display()),
-            None => DEFAULT_PATH.to_owned(),
-        };
-        let port = self.service_port.to_string();
-        let host = &self.service_host;
-        let mut env = vec![
-            ("PATH".to_owned(), path),
-            ("HOME".to_owned(), "/root".to_owned()),
-            (
-                "HOSTNAME".to_owned(),
-                pod.metadata.name.clone().unwrap_or_default(),
-            ),
-            ("KUBERNETES_SERVICE_HOST".to_owned(), host.clone()),
-            ("KUBERNETES_SERVICE_PORT".to_owned(), port.clone()),
-            ("KUBERNETES_SERVICE_PORT_HTTPS".to_owned(), port.clone()),
-            ("KUBERNETES_PORT".to_owned(), format!("tcp://{host}:{port}")),
-        ];
-        env.extend(self.pass_env.iter().cloned());
-        env
-    }
-}
 
 /// Identity of a pod.
 #[derive(Clone, Debug)]
@@ -683,42 +607,6 @@ fn prepare_files(
     Ok(std::fs::metadata(&launch.log).map(|m| m.len()).unwrap_or(0))
 }
 
-fn termination_message(
-    c: &Container,
-    file: &std::path::Path,
-    log: &std::path::Path,
-    log_start: u64,
-    code: i32,
-) -> Option<String> {
-    let from_file = std::fs::read(file).unwrap_or_default();
-    let message = truncate(&from_file, MAX_MESSAGE_BYTES);
-    let fallback = c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
-    if message.trim().is_empty() && fallback && code != 0 {
-        let text = std::fs::read(log).unwrap_or_default();
-        let run = text
-            .get(usize::try_from(log_start).unwrap_or(0)..)
-            .unwrap_or_default();
-        return Some(log_tail(run)).filter(|t| !t.is_empty());
-    }
-    Some(message).filter(|m| !m.is_empty())
-}
-
-fn truncate(bytes: &[u8], max: usize) -> String {
-    String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned()
-}
-
-/// The last 80 lines of a run's log, at most 2048 bytes, as the kubelet's fallback.
-pub fn log_tail(log: &[u8]) -> String {
-    let text = String::from_utf8_lossy(log);
-    let lines: Vec<&str> = text.trim_end().lines().collect();
-    let tail = lines[lines.len().saturating_sub(MAX_FALLBACK_LINES)..].join("\n");
-    let start = tail.len().saturating_sub(MAX_FALLBACK_BYTES);
-    let start = (start..=tail.len())
-        .find(|i| tail.is_char_boundary(*i))
-        .unwrap_or(tail.len());
-    tail[start..].to_owned()
-}
-
 /// Reads the ConfigMaps and Secrets the pod refers to; a missing one is recorded as `None`.
 async fn read_sources(client: &kube::Client, namespace: &str, pod: &Pod) -> Result<Sources, Error> {
     let refs = envs::references(pod);
@@ -747,90 +635,10 @@ async fn read_sources(client: &kube::Client, namespace: &str, pod: &Pod) -> Resu
     Ok(sources)
 }
 
-// === impl StatusWriter ===
-
-/// Writes the pod's status in the background, coalescing changes and retrying while the API
-/// server is away.
-struct StatusWriter {
-    version: watch::Sender<u64>,
-    written: watch::Receiver<u64>,
-}
-
-impl StatusWriter {
-    fn spawn(ctx: Arc<Ctx>, key: PodKey, shared: Arc<Mutex<PodRun>>) -> Self {
-        let (version, mut wanted) = watch::channel(0_u64);
-        let (written_tx, written) = watch::channel(0_u64);
-        tokio::spawn(async move {
-            let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &key.namespace);
-            while wanted.changed().await.is_ok() {
-                let target = *wanted.borrow_and_update();
-                if !write_until_done(&api, &key, &shared).await {
-                    break;
-                }
-                let _ = written_tx.send(target);
-            }
-        });
-        Self { version, written }
-    }
-
-    fn notify(&self) {
-        self.version.send_modify(|v| *v += 1);
-    }
-
-    /// Waits (at most a minute) until the latest change is written.
-    async fn flush(&mut self) {
-        let target = *self.version.borrow();
-        let wait = self.written.wait_for(|w| *w >= target);
-        let _ = tokio::time::timeout(Duration::from_secs(60), wait).await;
-    }
-}
-
-/// Patches the status until it is accepted; false once the pod is gone.
-async fn write_until_done(api: &Api<Pod>, key: &PodKey, shared: &Mutex<PodRun>) -> bool {
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let status = {
-            let mut run = shared
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            run.status(Timestamp::now())
-        };
-        let patch = Patch::Merge(json!({"status": status}));
-        match api
-            .patch_status(&key.name, &PatchParams::default(), &patch)
-            .await
-        {
-            Ok(_) => return true,
-            Err(error) if is_not_found(&error) => return false,
-            Err(error) => {
-                let error = chain(&error);
-                warn!(pod = %key.name, namespace = %key.namespace, error = %error, "Failed to write pod status");
-            }
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn log_tail_keeps_the_last_eighty_lines() {
-        let log: String = (0..100).map(|i| format!("line {i}\n")).collect();
-        let tail = log_tail(log.as_bytes());
-        assert!(tail.starts_with("line 20\n"), "{tail}");
-        assert!(tail.ends_with("line 99"));
-    }
-
-    #[test]
-    fn log_tail_is_at_most_2048_bytes() {
-        let log = "é".repeat(3000);
-        let tail = log_tail(log.as_bytes());
-        assert!(tail.len() <= 2048);
-        assert!(tail.chars().all(|c| c == 'é'));
-    }
+    use serde_json::json;
 
     #[test]
     fn pods_that_ran_before_are_recognised_by_their_container_states() {
