@@ -32,6 +32,10 @@ pub struct Memory {
     pub rss: u64,
     /// `VmHWM`: the peak resident size since the process started.
     pub hwm: u64,
+    /// `RssAnon`: the resident heap and stacks (the part that grows with the caches).
+    pub anon: u64,
+    /// `RssFile`: resident pages of the mapped binary and libraries.
+    pub file: u64,
 }
 
 impl Proc {
@@ -169,10 +173,14 @@ pub fn read_memory(pid: u32) -> Result<Memory> {
     let text = std::fs::read_to_string(&path).map_err(error::io(format!("read {path}")))?;
     let rss = status_kib(&text, "VmRSS:");
     let hwm = status_kib(&text, "VmHWM:");
+    let anon = status_kib(&text, "RssAnon:").unwrap_or_default() * 1024;
+    let file = status_kib(&text, "RssFile:").unwrap_or_default() * 1024;
     match (rss, hwm) {
         (Some(rss), Some(hwm)) => Ok(Memory {
             rss: rss * 1024,
             hwm: hwm * 1024,
+            anon,
+            file,
         }),
         _ => Err(Error::Invalid {
             what: format!("{path} has no VmRSS/VmHWM"),

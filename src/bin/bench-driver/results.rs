@@ -209,6 +209,12 @@ pub struct MemoryPoint {
     pub steady_mb: f64,
     /// Peak resident since the process started, MB.
     pub peak_mb: f64,
+    /// Of the steady figure: anonymous memory (heap, stacks), MB.
+    #[serde(default)]
+    pub anon_mb: f64,
+    /// Of the steady figure: file-backed pages (the binary's code and data), MB.
+    #[serde(default)]
+    pub file_mb: f64,
 }
 
 /// One start-up measurement.
@@ -489,7 +495,10 @@ fn memory_rows(out: &mut String, points: &[MemoryPoint]) {
             ("operator", 10000) => Some(TARGET_MB_10K),
             _ => None,
         };
-        let value = format!("{:.1} MB steady, {:.1} MB peak", p.steady_mb, p.peak_mb);
+        let value = format!(
+            "{:.1} MB steady ({:.1} anon, {:.1} file), {:.1} MB peak",
+            p.steady_mb, p.anon_mb, p.file_mb, p.peak_mb
+        );
         let (op, fl) = if p.process == "floor" {
             ("-".to_owned(), value)
         } else {
@@ -609,10 +618,12 @@ mod tests {
             phase: "after burst".into(),
             steady_mb: 18.0,
             peak_mb: 22.0,
+            anon_mb: 12.0,
+            file_mb: 6.0,
         });
         let t = table(&r);
         assert!(
-            t.contains("| memory: 1000 Migrations, after burst | 18.0 MB steady, 22.0 MB peak")
+            t.contains("| memory: 1000 Migrations, after burst | 18.0 MB steady (12.0 anon, 6.0 file), 22.0 MB peak")
         );
         assert!(t.contains("| < 20 MB | NO |"), "{t}");
     }

@@ -244,6 +244,8 @@ impl Bench {
             phase: phase.to_owned(),
             steady_mb: crate::results::mb(last.rss),
             peak_mb: crate::results::mb(last.hwm),
+            anon_mb: crate::results::mb(last.anon),
+            file_mb: crate::results::mb(last.file),
         })
     }
 }
