@@ -52,8 +52,10 @@ def bench_northwind() -> None:
         t_migrate, rss = _step("migrate", "--workspace", tmp, "--target", "duckdb",
                                "--project-name", "northwind")  # fmt: skip
         total = t_extract + t_migrate
-        _out(f"northwind: extract {t_extract:.1f} s + migrate {t_migrate:.1f} s = {total:.1f} s "
-             f"(target < 20 s), peak RSS {rss:.0f} MB; {_counts(ws)}")
+        _out(
+            f"northwind: extract {t_extract:.1f} s + migrate {t_migrate:.1f} s = {total:.1f} s "
+            f"(target < 20 s), peak RSS {rss:.0f} MB; {_counts(ws)}"
+        )
 
 
 def bench_catalogue(tables: int, views: int) -> None:
@@ -66,9 +68,11 @@ def bench_catalogue(tables: int, views: int) -> None:
         t_gen = time.monotonic() - started
         t_migrate, rss = _step("migrate", "--workspace", tmp, "--target", "duckdb",
                                "--project-name", "catalogue")  # fmt: skip
-        _out(f"catalogue {tables} tables + {views} views: migrate {t_migrate:.1f} s "
-             f"(target < 60 s), peak RSS {rss:.0f} MB (target < 500 MB); metadata written in "
-             f"{t_gen:.1f} s; {_counts(ws)}")
+        _out(
+            f"catalogue {tables} tables + {views} views: migrate {t_migrate:.1f} s "
+            f"(target < 60 s), peak RSS {rss:.0f} MB (target < 500 MB); metadata written in "
+            f"{t_gen:.1f} s; {_counts(ws)}"
+        )
 
 
 def _out(line: str) -> None:

@@ -72,15 +72,19 @@ def build_chat_model(provider: str, model: str | None, base_url: str | None) -> 
     if provider == "anthropic":
         from langchain_anthropic import ChatAnthropic
 
-        return ChatAnthropic(model=model or _DEFAULT_MODELS["anthropic"], api_key=key, timeout=60,
-                             max_retries=1)
+        return ChatAnthropic(
+            model=model or _DEFAULT_MODELS["anthropic"], api_key=key, timeout=60, max_retries=1
+        )
     if provider in {"openai", "openai-compatible"}:
         from langchain_openai import ChatOpenAI
 
         if provider == "openai-compatible" and not base_url:
             raise PermanentError("openai-compatible needs --base-url", code="NoBaseUrl")
         return ChatOpenAI(
-            model=model or _DEFAULT_MODELS["openai"], api_key=key, base_url=base_url, timeout=60,
+            model=model or _DEFAULT_MODELS["openai"],
+            api_key=key,
+            base_url=base_url,
+            timeout=60,
             max_retries=1,
         )
     raise PermanentError(f"unknown model provider {provider!r}", code="BadProvider")

@@ -33,8 +33,12 @@ case "$1" in
   *) printf '%s\\n' "$DATAMIGRATE_GIT_PASSWORD" ;;
 esac
 """
-_AUTHOR = {"GIT_AUTHOR_NAME": "DataMigrate", "GIT_AUTHOR_EMAIL": "datamigrate@localhost",
-           "GIT_COMMITTER_NAME": "DataMigrate", "GIT_COMMITTER_EMAIL": "datamigrate@localhost"}
+_AUTHOR = {
+    "GIT_AUTHOR_NAME": "DataMigrate",
+    "GIT_AUTHOR_EMAIL": "datamigrate@localhost",
+    "GIT_COMMITTER_NAME": "DataMigrate",
+    "GIT_COMMITTER_EMAIL": "datamigrate@localhost",
+}
 _GIT_TIMEOUT = 300
 
 
@@ -173,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.branch:
             raise PermanentError("--git-url needs --branch", code="InvalidArguments")
         result: dict[str, str | None] = dict(
-            publish_git(workspace, args.git_url, args.branch, args.path))
+            publish_git(workspace, args.git_url, args.branch, args.path)
+        )
     else:
         result = publish_volume(workspace, args.volume_dir)
     tmp = workspace / ".publish.json.tmp"

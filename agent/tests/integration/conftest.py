@@ -50,7 +50,7 @@ def pg_dsn() -> str:
     """The PostgreSQL started by ``scripts/postgres``; a missing one fails in CI."""
     dsn = os.environ.get("DATAMIGRATE_PG_DSN")
     if not dsn:
-        message = "DATAMIGRATE_PG_DSN unset: run `eval \"$(scripts/postgres)\"` first"
+        message = 'DATAMIGRATE_PG_DSN unset: run `eval "$(scripts/postgres)"` first'
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)

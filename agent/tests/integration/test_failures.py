@@ -23,8 +23,16 @@ def test_malformed_metadata_is_a_permanent_error_naming_the_field(tmp_path: Path
     del doc["tables"][0]["columns"][0]["dataType"]
     (tmp_path / "metadata.json").write_text(json.dumps(doc))
     term = tmp_path / "termination"
-    run = agent("migrate", "--workspace", str(tmp_path), "--target", "duckdb",
-                "--project-name", "tiny", env={"DATAMIGRATE_TERMINATION_LOG": str(term)})
+    run = agent(
+        "migrate",
+        "--workspace",
+        str(tmp_path),
+        "--target",
+        "duckdb",
+        "--project-name",
+        "tiny",
+        env={"DATAMIGRATE_TERMINATION_LOG": str(term)},
+    )
     assert run.code == 65, run.text[-2000:]
     message = term.read_text()
     assert message.startswith("MetadataMalformed: ") and "tables[0].columns[0]" in message
@@ -32,8 +40,16 @@ def test_malformed_metadata_is_a_permanent_error_naming_the_field(tmp_path: Path
 
 
 def test_missing_metadata_is_a_permanent_error(tmp_path: Path) -> None:
-    run = agent("migrate", "--workspace", str(tmp_path), "--target", "duckdb",
-                "--project-name", "x", env={"DATAMIGRATE_TERMINATION_LOG": str(tmp_path / "t")})
+    run = agent(
+        "migrate",
+        "--workspace",
+        str(tmp_path),
+        "--target",
+        "duckdb",
+        "--project-name",
+        "x",
+        env={"DATAMIGRATE_TERMINATION_LOG": str(tmp_path / "t")},
+    )
     assert run.code == 65
     assert "not found" in (tmp_path / "t").read_text()
 
@@ -45,8 +61,17 @@ def test_a_model_that_fails_dbt_build_is_flagged_and_the_rest_verified(tmp_path:
                           definition="CREATE VIEW Broken AS SELECT NoSuchColumn FROM Customers",
                           dependencies=["dbo.Customers"]))  # fmt: skip
     dump_metadata(doc, tmp_path / "metadata.json")
-    run = agent("migrate", "--workspace", str(tmp_path), "--target", "duckdb",
-                "--project-name", "tiny", "--max-repair-attempts", "1")
+    run = agent(
+        "migrate",
+        "--workspace",
+        str(tmp_path),
+        "--target",
+        "duckdb",
+        "--project-name",
+        "tiny",
+        "--max-repair-attempts",
+        "1",
+    )
     assert run.code == 0, run.text[-3000:]
     results = {o["object"]: o for o in json.loads((tmp_path / "results.json").read_text())[
         "objects"]}  # fmt: skip

@@ -66,8 +66,14 @@ def _check(ws: Path, results: dict) -> None:
     assert "```mermaid" in (ws / "report.md").read_text()
     counts = results["counts"]
     logging.getLogger(__name__).warning(
-        "%s: %d tables, %d views, %d procedures -> %s in %s s", doc.source.name,
-        len(doc.tables), len(doc.views), len(doc.procedures), counts, results["_seconds"])
+        "%s: %d tables, %d views, %d procedures -> %s in %s s",
+        doc.source.name,
+        len(doc.tables),
+        len(doc.views),
+        len(doc.procedures),
+        counts,
+        results["_seconds"],
+    )
 
 
 @pytest.mark.parametrize(("script", "name"), CASES)

@@ -112,8 +112,14 @@ def test_jinja_in_source_text_stays_literal(tmp_path: Path) -> None:
     write_tiny_workspace(tmp_path)
     doc = load_metadata(tmp_path / "metadata.json")
     evil = '{{ run_query("drop table customers") }}'
-    doc.views.append(View(schema="dbo", name="Evil", dependencies=["dbo.Customers"],
-                          definition=f"CREATE VIEW Evil AS SELECT '{evil}' AS t FROM Customers"))
+    doc.views.append(
+        View(
+            schema="dbo",
+            name="Evil",
+            dependencies=["dbo.Customers"],
+            definition=f"CREATE VIEW Evil AS SELECT '{evil}' AS t FROM Customers",
+        )
+    )
     doc.tables[0].columns[1].description = "{% do run_query('x') %} described"
     dump_metadata(doc, tmp_path / "metadata.json")
     state, _ = run_until_test(tmp_path)

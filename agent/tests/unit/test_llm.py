@@ -97,8 +97,16 @@ def _failing_state(tmp_path: Path, chat: Any) -> tuple[dict, Any]:
     write_tiny_workspace(tmp_path)
     state, ctx = run_until_test(tmp_path)
     ctx.chat = chat
-    state["build"] = {"round": 1, "models": {"tiny__customer_totals": {
-        "status": "error", "message": "Binder Error: column Total not found"}}, "tests": {}}
+    state["build"] = {
+        "round": 1,
+        "models": {
+            "tiny__customer_totals": {
+                "status": "error",
+                "message": "Binder Error: column Total not found",
+            }
+        },
+        "tests": {},
+    }
     return state, SimpleNamespace(context=ctx)
 
 

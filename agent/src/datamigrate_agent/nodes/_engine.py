@@ -7,10 +7,10 @@ target's types) that the project's sources point at, and answers the evaluate no
 from __future__ import annotations
 
 import decimal
-import hashlib
 import logging
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,8 +24,7 @@ from datamigrate_agent.nodes._names import quote
 from datamigrate_agent.nodes._profiles import DUCKDB_PATH_ENV
 from datamigrate_agent.nodes._sql import column_type
 
-__all__ = ["connect", "load_sources", "export_pg_env", "checksum_sql", "duckdb_path",
-           "save_engine"]
+__all__ = ["connect", "load_sources", "export_pg_env", "checksum_sql", "duckdb_path", "save_engine"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +65,8 @@ _OURS: set[str] = set()
 #: the sample data, plus a margin.
 _SCRATCH = Path("/dev/shm")
 _SCRATCH_FACTOR, _SCRATCH_MARGIN = 4, 64 << 20
+#: Workspace -> scratch folder made by this process.
+_SCRATCH_DIRS: dict[str, str] = {}
 
 
 def _sample_bytes(cfg: MigrateConfig) -> int:
@@ -77,15 +78,18 @@ def _scratch_path(cfg: MigrateConfig) -> str | None:
     # DuckDB commits every dbt statement with an fsync; on a busy disk that doubles the time
     # of a large build. The build runs on a memory-backed copy, saved to the workspace by
     # save_engine. No room there (small /dev/shm in a pod): build in the workspace directly.
+    # The folder is this process's own: pods under the test pod runner share /dev/shm.
+    folder = _SCRATCH_DIRS.get(str(cfg.workspace))
+    if folder and Path(folder).is_dir():
+        return str(Path(folder) / "warehouse.duckdb")
     if not (_SCRATCH.is_dir() and os.access(_SCRATCH, os.W_OK)):
         return None
     need = _SCRATCH_FACTOR * _sample_bytes(cfg) + _SCRATCH_MARGIN
     if shutil.disk_usage(_SCRATCH).free < need:
         return None
-    digest = hashlib.sha256(str(cfg.workspace).encode()).hexdigest()[:12]
-    folder = _SCRATCH / f"datamigrate-{os.getuid()}-{digest}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    return str(folder / "warehouse.duckdb")
+    folder = tempfile.mkdtemp(prefix="dm-agent-build-", dir=_SCRATCH)
+    _SCRATCH_DIRS[str(cfg.workspace)] = folder
+    return str(Path(folder) / "warehouse.duckdb")
 
 
 def duckdb_path(cfg: MigrateConfig) -> str:
@@ -117,6 +121,7 @@ def save_engine(cfg: MigrateConfig) -> None:
     shutil.copyfile(path, tmp)
     os.replace(tmp, final)
     shutil.rmtree(path.parent, ignore_errors=True)
+    _SCRATCH_DIRS.pop(str(cfg.workspace), None)
     os.environ.pop(DUCKDB_PATH_ENV, None)
 
 
@@ -242,8 +247,10 @@ def _load_one(con: Any, cfg: MigrateConfig, base: str, table: Table, raw: str) -
     except PermanentError:
         raise
     except Exception as e:  # noqa: BLE001 - one table's load failure flags that table only
-        log.warning("Load failed", extra={"fields": {"object": table.qualified_name,
-                                                     "error": f"{type(e).__name__}: {e}"}})
+        log.warning(
+            "Load failed",
+            extra={"fields": {"object": table.qualified_name, "error": f"{type(e).__name__}: {e}"}},
+        )
         return {"error": " ".join(f"{type(e).__name__}: {e}".split())[:500]}
 
 

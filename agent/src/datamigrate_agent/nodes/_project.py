@@ -93,8 +93,11 @@ def jinja_safe(text: str) -> str:
     """``text`` with any Jinja delimiter kept literal, so source text can never run as Jinja."""
     if not any(d in text for d in _DELIMITERS):
         return text
-    return "{% raw %}" + text.replace("{% endraw %}", "{% endraw %}{{ '{% endraw %}' }}{% raw %}") \
+    return (
+        "{% raw %}"
+        + text.replace("{% endraw %}", "{% endraw %}{{ '{% endraw %}' }}{% raw %}")
         + "{% endraw %}"
+    )
 
 
 def jinja_safe_sql(sql: str) -> str:
@@ -230,7 +233,8 @@ def _staging_entry(inp: ProjectInputs, t: Table, pm: PlannedModel) -> dict[str, 
             entry["data_tests"] = per_col[c.name]
         columns.append(entry)
     described = jinja_safe(
-        t.description or f"Every row and column of {t.qualified_name}, cast to {target}.")
+        t.description or f"Every row and column of {t.qualified_name}, cast to {target}."
+    )
     out: dict[str, Any] = {"name": pm["model"], "description": described}
     if model_tests:
         out["data_tests"] = model_tests

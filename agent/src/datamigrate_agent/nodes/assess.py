@@ -153,9 +153,7 @@ def assess_objects(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     objects = _collect(ctx.metadata)
     # Foreign keys order tables but never make a cycle worth flagging: staging models do not
     # read each other. Only view/routine edges become ref() edges.
-    model_edges = {
-        o["key"]: ([] if o["kind"] == "table" else o["depends_on"]) for o in objects
-    }
+    model_edges = {o["key"]: ([] if o["kind"] == "table" else o["depends_on"]) for o in objects}
     order, cycles = dependency_order(model_edges)
     position = {k: i for i, k in enumerate(order)}
     on_cycle = {k: c for c in cycles for k in c}

@@ -92,8 +92,10 @@ def _not_built(ctx: Context, state: State, model: str) -> str | None:
     if result["status"] == "error":
         return f"dbt build failed: {result['message']}"
     if cfg.target not in RUNNABLE_TARGETS:
-        return (f"no {cfg.target} engine here: checked by dbt parse and by sqlglot's "
-                f"{cfg.target} parser only, not built")
+        return (
+            f"no {cfg.target} engine here: checked by dbt parse and by sqlglot's "
+            f"{cfg.target} parser only, not built"
+        )
     if result["status"] != "success":
         return f"not built ({result['status']}): an upstream model failed"
     return None
@@ -117,9 +119,11 @@ def _verdict(ctx: Context, state: State, con: Any, o: ObjectInfo) -> Outcome:
             return {"status": "flagged", "reason": "; ".join(unmapped) + ": kept as text"}
         return _table_verdict(ctx, con, t, pm["model"], pm["source"])
     source_kind = ctx.metadata.source.kind
-    why = ("the source is a T-SQL script, so no SQL Server can run the original to compare"
-           if source_kind == "script" else
-           "the migrate step has no SQL Server login to run the original and compare")
+    why = (
+        "the source is a T-SQL script, so no SQL Server can run the original to compare"
+        if source_kind == "script"
+        else "the migrate step has no SQL Server login to run the original and compare"
+    )
     return {"status": "verified-by-build", "reason": f"builds and its tests pass; {why}"}
 
 
@@ -143,8 +147,9 @@ def evaluate_results(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             outcomes[o["key"]] = prior
             bad = prior.get("status") in {"flagged", "failed"}
             done, failed = done + (not bad), failed + bad
-            ctx.progress.update(completed=done, failed=failed,
-                                current=state["plan"].get(o["key"], {}).get("model"))
+            ctx.progress.update(
+                completed=done, failed=failed, current=state["plan"].get(o["key"], {}).get("model")
+            )
     return {"outcomes": outcomes}
 
 

@@ -53,8 +53,11 @@ def plan_models(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         source = source_name(doc.source.database, fallback, schema)
         sources[source] = schema
         if o["kind"] == "function":
-            outcomes[o["key"]] = {"status": "flagged", "attempts": 0, "reason": (
-                "a function has no dbt model equivalent; write it as a macro by hand")}
+            outcomes[o["key"]] = {
+                "status": "flagged",
+                "attempts": 0,
+                "reason": ("a function has no dbt model equivalent; write it as a macro by hand"),
+            }
             continue
         name, layer = _model_name(o, source, used)
         name = _unique(name, taken)

@@ -111,8 +111,11 @@ def _cascade(state: State, outcomes: dict[str, Outcome]) -> None:
         for key, pm in plan.items():
             if outcomes.get(key, {}).get("status") == "flagged":
                 continue
-            bad = [r for r in pm["refs"]
-                   if outcomes.get(model_key.get(r, ""), {}).get("status") == "flagged"]
+            bad = [
+                r
+                for r in pm["refs"]
+                if outcomes.get(model_key.get(r, ""), {}).get("status") == "flagged"
+            ]
             if bad:
                 outcomes[key] = {**outcomes.get(key, {"attempts": 0}), "status": "flagged",
                                  "reason": f"depends on flagged model {bad[0]}"}  # fmt: skip
@@ -150,8 +153,19 @@ def repair_models(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             repaired.append(key)
         else:
             out.update(status="flagged", reason=why)
-        log.info("Repaired model", extra={"fields": {"node": "repair", "object": key,
-                 "model": model, "attempt": out["attempts"], "fix": done, "flag": why}})
+        log.info(
+            "Repaired model",
+            extra={
+                "fields": {
+                    "node": "repair",
+                    "object": key,
+                    "model": model,
+                    "attempt": out["attempts"],
+                    "fix": done,
+                    "flag": why,
+                }
+            },
+        )
     _cascade(state, work["outcomes"])
     update: dict[str, Any] = {"outcomes": work["outcomes"], "sql": work["sql"],
                               "safe_casts": sorted(work["safe"]),

@@ -72,8 +72,10 @@ def mermaid_lineage(state: State) -> str:
     plan, outcomes = _drawn(state["plan"]), state.get("outcomes", {})
     lines = ["flowchart LR"]
     if len(plan) < len(state["plan"]):
-        lines.append(f"    %% {len(state['plan']) - len(plan)} staging models no model reads "
-                     "are left out; results.json lists every model")
+        lines.append(
+            f"    %% {len(state['plan']) - len(plan)} staging models no model reads "
+            "are left out; results.json lists every model"
+        )
     for key, pm in plan.items():
         name = next((o["name"] for o in state["objects"] if o["key"] == key), key)
         lines.append(f'    {pm["model"]}["{_label(pm["model"])}<br/><i>{_label(name)}</i>"]')

@@ -80,8 +80,16 @@ def test_project(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             started = time.monotonic()
             update["load"] = load_sources(cfg, ctx.metadata, _raw_schemas(state))
             update["loaded"] = True
-            log.info("Loaded raw tables", extra={"fields": {"node": "test", "tables": len(
-                update["load"]), "seconds": round(time.monotonic() - started, 2)}})
+            log.info(
+                "Loaded raw tables",
+                extra={
+                    "fields": {
+                        "node": "test",
+                        "tables": len(update["load"]),
+                        "seconds": round(time.monotonic() - started, 2),
+                    }
+                },
+            )
     round_no = state.get("build", {}).get("round", 0) + 1
     vars_ = {SEVERITY_VAR: "warn"}
     if runnable:
