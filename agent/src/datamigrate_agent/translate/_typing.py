@@ -272,18 +272,25 @@ def _sources(select: exp.Select) -> list[exp.Expression]:
 
 def _flatten(source: exp.Expression) -> list[exp.Expression]:
     """``(a JOIN b ON ...)`` in FROM is an unaliased subquery around joined tables."""
-    if (
-        isinstance(source, exp.Subquery)
-        and not source.alias
-        and not isinstance(source.this, exp.Query)
-    ):
-        return _flatten(source.this)
+    if _join_group(source):
+        # ``((a JOIN b ON ...) JOIN c ON ...)``: the outer parentheses carry c's JOIN.
+        nested = _flatten(source.this)
+        for join in source.args.get("joins") or []:
+            nested += _flatten(join.this)
+        return nested
     if isinstance(source, exp.Table) and source.args.get("joins"):
         bare = [source]
         for join in source.args["joins"]:
             bare += _flatten(join.this)
         return bare
     return [source]
+
+
+def _join_group(source: exp.Expression) -> bool:
+    """An unaliased subquery around joined tables (or around such a group), not a query."""
+    if not isinstance(source, exp.Subquery) or source.alias:
+        return False
+    return not isinstance(source.this, exp.Query) or _join_group(source.this)
 
 
 def _from_sources(
