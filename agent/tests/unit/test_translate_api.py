@@ -249,3 +249,39 @@ def test_sysname_columns_are_strings() -> None:
         "SELECT name FROM t WHERE name = 'X'", "duckdb", schema={"t": {"name": "sysname"}}
     )
     assert got == "SELECT name FROM t WHERE LOWER(RTRIM(name, ' ')) = 'x'"
+
+
+def test_cli_rejects_an_unknown_target_listing_the_valid_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["translate", "--to", "oracle", "in.sql"])
+    assert raised.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert (
+        "argument --to: unknown target 'oracle'; valid targets: bigquery, databricks, duckdb,"
+        " postgres, redshift, snowflake"
+    ) in captured.err
+
+
+def test_cli_process_writes_sql_to_stdout_and_failures_to_stderr_only(
+    tmp_path: pytest.TempPathFactory,
+) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "in.sql"  # type: ignore[operator]
+    script.write_text("SELECT 1 AS a\nEXEC dbo.p\nSELECT 2 AS b\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "datamigrate_agent", "translate", "--to", "DuckDB", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == EXIT_PERMANENT
+    assert done.stdout == "SELECT 1 AS a;\nSELECT 2 AS b;\n"
+    assert done.stderr == (
+        "line 2: not translated: EXEC calls a stored procedure; it has no target equivalent\n"
+    )

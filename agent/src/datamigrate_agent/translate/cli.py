@@ -34,10 +34,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--to",
         dest="target",
         required=True,
-        choices=sorted(TARGETS),
-        help="target dialect (sqlglot name)",
+        type=_target,
+        metavar="TARGET",
+        help=f"target dialect, one of: {', '.join(sorted(TARGETS))}",
     )
     parser.add_argument("file", help="T-SQL script (.sql or .sql.gz), or - for stdin")
+
+
+def _target(name: str) -> str:
+    """``--to``: a known target (any case), or a message that lists the valid ones."""
+    if name.lower() in TARGETS:
+        return name.lower()
+    raise argparse.ArgumentTypeError(
+        f"unknown target {name!r}; valid targets: {', '.join(sorted(TARGETS))}"
+    )
 
 
 def _read(name: str) -> str:
