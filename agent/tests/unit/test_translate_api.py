@@ -285,3 +285,33 @@ def test_cli_process_writes_sql_to_stdout_and_failures_to_stderr_only(
     assert done.stderr == (
         "line 2: not translated: EXEC calls a stored procedure; it has no target equivalent\n"
     )
+
+
+def test_an_operand_of_a_type_outside_the_precedence_table_keeps_division_as_written() -> None:
+    # ``ratio`` is an alias type the translator was not told about: it may be real, so
+    # ``q * d`` is of unknown type and ``/ 2`` must not become integer division.
+    schema = {"dbo.t": {"q": "int", "d": "ratio", "b": "varbinary(4)"}}
+    got = translate_statement(
+        "SELECT q * d / 2, COALESCE(q, d) / 2, q * b / 2, q / 2 FROM dbo.t", "duckdb", schema=schema
+    )
+    assert got == "SELECT q * d / 2, COALESCE(q, d) / 2, q * b / 2, q // 2 FROM t"
+
+
+def test_view_body_with_the_graphs_schema_divides_a_real_expression_as_float() -> None:
+    # The graph passes ``type_schema(metadata)``: "schema.table" -> {column: base type}.
+    schema = {
+        "dbo.Products": {"ProductID": "int", "ProductName": "nvarchar(40)"},
+        "dbo.Order Details": {
+            "OrderID": "int", "ProductID": "int", "UnitPrice": "money",
+            "Quantity": "smallint", "Discount": "real",
+        },
+    }  # fmt: skip
+    view = (
+        'CREATE VIEW "Order Details Extended" AS SELECT "Order Details".OrderID, '
+        '(CONVERT(money,("Order Details".UnitPrice*Quantity*(1-Discount)/100))*100) AS '
+        'ExtendedPrice, Quantity/100 AS q FROM Products INNER JOIN "Order Details" ON '
+        'Products.ProductID = "Order Details".ProductID'
+    )
+    got = translate_query(view, "duckdb", lambda s, n: None, schema=schema)
+    assert "* (1 - Discount) / 100) AS DECIMAL(19, 4)) * 100) AS ExtendedPrice" in got
+    assert "Quantity // 100 AS q" in got

@@ -129,9 +129,11 @@ def is_temporal(dt: exp.DataType | None) -> bool:
 def precedence(*types: exp.DataType | None) -> exp.DataType | None:
     """The type T-SQL converts mixed operands to (the one of highest precedence)."""
     known = [t for t in types if t is not None]
-    if not known:
+    if not known or any(t.this not in _PRECEDENCE for t in known):
+        # A type outside the table (an alias type not declared to the translator, binary,
+        # sql_variant) may outrank the others: ``int * ratio / 2`` must not divide as int.
         return None
-    return min(known, key=lambda t: _PRECEDENCE.index(t.this) if t.this in _PRECEDENCE else 99)
+    return min(known, key=lambda t: _PRECEDENCE.index(t.this))
 
 
 def _literal(node: exp.Literal) -> exp.DataType:
