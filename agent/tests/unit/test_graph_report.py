@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,6 +30,8 @@ def test_report_writes_results_and_a_mermaid_lineage(tmp_path: Path) -> None:
     assert "```mermaid\nflowchart LR" in report
     assert "| dbo.Top Two | procedure | tiny__top_two | flagged | SET ROWCOUNT" in report
     assert (tmp_path / "project" / "results.json").is_file()
+    # Writing the report outside a run must not leave an engine path for later processes.
+    assert "DATAMIGRATE_DUCKDB_PATH" not in os.environ
 
 
 def test_lineage_draws_refs_and_sources_and_marks_flagged_models(tmp_path: Path) -> None:

@@ -106,11 +106,13 @@ def duckdb_path(cfg: MigrateConfig) -> str:
 
 def save_engine(cfg: MigrateConfig) -> None:
     """Move a scratch DuckDB file to ``<workspace>/warehouse.duckdb``, checkpointed."""
-    if cfg.target != "duckdb":
+    folder = _SCRATCH_DIRS.pop(str(cfg.workspace), None)
+    if cfg.target != "duckdb" or folder is None:
         return
-    path = Path(duckdb_path(cfg))
+    path = Path(folder) / "warehouse.duckdb"
     final = cfg.workspace / "warehouse.duckdb"
-    if path == final or not path.exists():
+    if not path.exists():
+        shutil.rmtree(folder, ignore_errors=True)
         return
     import duckdb
 
@@ -120,9 +122,9 @@ def save_engine(cfg: MigrateConfig) -> None:
     tmp = final.with_name(".warehouse.duckdb.tmp")
     shutil.copyfile(path, tmp)
     os.replace(tmp, final)
-    shutil.rmtree(path.parent, ignore_errors=True)
-    _SCRATCH_DIRS.pop(str(cfg.workspace), None)
-    os.environ.pop(DUCKDB_PATH_ENV, None)
+    shutil.rmtree(folder, ignore_errors=True)
+    if os.environ.get(DUCKDB_PATH_ENV) == str(path):
+        os.environ.pop(DUCKDB_PATH_ENV, None)
 
 
 @contextmanager
