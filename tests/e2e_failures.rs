@@ -15,6 +15,8 @@ use kube::{Api, Client};
 
 /// Objects in the Northwind script: 13 tables, 16 views, 7 procedures.
 const NORTHWIND_OBJECTS: i64 = 36;
+/// Northwind tables with rows, each verified by row counts and checksums in a clean run.
+const NORTHWIND_VERIFIED: i64 = 11;
 const STEP_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Waits for the migrate pod of `job` to run the agent and returns it with its pid.
@@ -106,6 +108,7 @@ async fn killing_the_controller_during_migrate_and_restarting_it_makes_no_duplic
     let objects = status.objects.clone().expect("objects summary");
     let accounted = objects.verified + objects.flagged + objects.failed;
     assert_eq!(accounted, NORTHWIND_OBJECTS, "every object has a result: {objects:?}");
+    assert_eq!(objects.verified, NORTHWIND_VERIFIED, "{objects:?}");
     assert_owned_objects_exist(ns.name(), "northwind");
     assert!(status.output.and_then(|o| o.commit).is_some(), "no status.output.commit");
 }
@@ -153,6 +156,7 @@ async fn an_agent_process_killed_during_migrate_is_retried_and_the_step_succeeds
     assert_eq!(step.phase, StepPhase::Succeeded);
     let objects = status.objects.expect("objects summary");
     assert_eq!(objects.verified + objects.flagged + objects.failed, NORTHWIND_OBJECTS);
+    assert_eq!(objects.verified, NORTHWIND_VERIFIED, "{objects:?}");
 }
 
 const BROKEN_SCRIPT: &str = r"apiVersion: v1
