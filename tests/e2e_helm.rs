@@ -48,17 +48,29 @@ struct Release {
 
 impl Drop for Release {
     fn drop(&mut self) {
-        let _ = helm(&["uninstall", RELEASE, "-n", &self.namespace, "--wait", "--timeout=60s"]);
+        let _ = helm(&[
+            "uninstall",
+            RELEASE,
+            "-n",
+            &self.namespace,
+            "--wait",
+            "--timeout=60s",
+        ]);
         let crd = "crd/migrations.datamigrate.ai";
         let _ = support::kubectl(&["label", crd, "app.kubernetes.io/managed-by-"]);
         let _ = support::kubectl(&[
-            "annotate", crd, "meta.helm.sh/release-name-", "meta.helm.sh/release-namespace-",
+            "annotate",
+            crd,
+            "meta.helm.sh/release-name-",
+            "meta.helm.sh/release-namespace-",
         ]);
     }
 }
 
 fn helm(args: &[&str]) -> std::process::Output {
-    let helm = support::bin_dir().expect("DATAMIGRATE_BIN_DIR").join("helm");
+    let helm = support::bin_dir()
+        .expect("DATAMIGRATE_BIN_DIR")
+        .join("helm");
     Command::new(helm).args(args).output().expect("run helm")
 }
 
@@ -70,7 +82,16 @@ fn helm_ok(args: &[&str]) -> String {
 }
 
 fn can_i(verb: &str, resource: &str, ns: &str, service_account: &str) -> bool {
-    let out = support::kubectl(&["auth", "can-i", verb, resource, "-n", ns, "--as", service_account]);
+    let out = support::kubectl(&[
+        "auth",
+        "can-i",
+        verb,
+        resource,
+        "-n",
+        ns,
+        "--as",
+        service_account,
+    ]);
     String::from_utf8_lossy(&out.stdout).trim() == "yes"
 }
 
@@ -92,24 +113,51 @@ async fn the_helm_installed_operator_runs_under_the_pod_runner_and_completes_a_m
 
     let chart = e2e_support::repo().join("charts/datamigrate-operator");
     let port = e2e_support::free_port().to_string();
-    let _release = Release { namespace: op.name().into() };
+    let _release = Release {
+        namespace: op.name().into(),
+    };
     helm_ok(&[
-        "install", RELEASE, chart.to_str().expect("utf-8"), "-n", op.name(),
-        "--take-ownership", "--force-conflicts",
-        "--set", &format!("watchNamespaces[0]={}", app.name()),
-        "--set", "metrics.bindAddress=127.0.0.1", "--set", &format!("metrics.port={port}"),
+        "install",
+        RELEASE,
+        chart.to_str().expect("utf-8"),
+        "-n",
+        op.name(),
+        "--take-ownership",
+        "--force-conflicts",
+        "--set",
+        &format!("watchNamespaces[0]={}", app.name()),
+        "--set",
+        "metrics.bindAddress=127.0.0.1",
+        "--set",
+        &format!("metrics.port={port}"),
     ]);
     let deployment = format!("deployment/{FULLNAME}");
-    support::kubectl_ok(&["-n", op.name(), "rollout", "status", &deployment, "--timeout=120s"]);
+    support::kubectl_ok(&[
+        "-n",
+        op.name(),
+        "rollout",
+        "status",
+        &deployment,
+        "--timeout=120s",
+    ]);
 
     let pod = operator_pod(&env.client, op.name()).await;
     let pod_name = pod.metadata.name.clone().expect("pod name");
     let spec = pod.spec.clone().expect("pod spec");
     assert_eq!(spec.service_account_name.as_deref(), Some(FULLNAME));
     let sa = format!("system:serviceaccount:{}:{FULLNAME}", op.name());
-    assert!(can_i("create", "jobs.batch", app.name(), &sa), "the chart's Role lets it create Jobs");
-    assert!(!can_i("create", "jobs.batch", "default", &sa), "RBAC is scoped to the watched namespace");
-    assert!(!can_i("list", "secrets", app.name(), &sa), "no listing of Secrets");
+    assert!(
+        can_i("create", "jobs.batch", app.name(), &sa),
+        "the chart's Role lets it create Jobs"
+    );
+    assert!(
+        !can_i("create", "jobs.batch", "default", &sa),
+        "RBAC is scoped to the watched namespace"
+    );
+    assert!(
+        !can_i("list", "secrets", app.name(), &sa),
+        "no listing of Secrets"
+    );
 
     e2e_support::apply_yaml(app.name(), &e2e_support::example("minimal/configmap.yaml"));
     e2e_support::apply_yaml(app.name(), &e2e_support::example("minimal/migration.yaml"));
@@ -124,27 +172,45 @@ async fn the_helm_installed_operator_runs_under_the_pod_runner_and_completes_a_m
     let jobs = e2e_support::jobs(&env.client, app.name(), "minimal").await;
     let images: Vec<String> = jobs
         .iter()
-        .flat_map(|j| j.spec.iter().flat_map(|s| s.template.spec.iter()).flat_map(|p| &p.containers))
+        .flat_map(|j| {
+            j.spec
+                .iter()
+                .flat_map(|s| s.template.spec.iter())
+                .flat_map(|p| &p.containers)
+        })
         .filter_map(|c| c.image.clone())
         .collect();
-    assert_eq!(images.len(), 2, "extract and migrate (no output, no publish)");
+    assert_eq!(
+        images.len(),
+        2,
+        "extract and migrate (no output, no publish)"
+    );
     let chart_image = format!("{}:0.1.0", e2e_support::AGENT_IMAGE);
-    assert!(images.iter().all(|i| *i == chart_image), "not the chart's agent image: {images:?}");
+    assert!(
+        images.iter().all(|i| *i == chart_image),
+        "not the chart's agent image: {images:?}"
+    );
 
     drop(_release);
     let kept = support::kubectl(&["get", "crd", "migrations.datamigrate.ai"]);
-    assert!(kept.status.success(), "helm uninstall removed the CRD (crds.keep is the default)");
+    assert!(
+        kept.status.success(),
+        "helm uninstall removed the CRD (crds.keep is the default)"
+    );
 }
 
 async fn operator_pod(client: &kube::Client, ns: &str) -> Pod {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let params = ListParams::default().labels(&format!("app.kubernetes.io/instance={RELEASE}"));
-    support::wait_until("the operator pod to run", Duration::from_secs(120), || async {
-        let pods = api.list(&params).await.ok()?.items;
-        pods.into_iter().find(|p| {
-            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-        })
-    })
+    support::wait_until(
+        "the operator pod to run",
+        Duration::from_secs(120),
+        || async {
+            let pods = api.list(&params).await.ok()?.items;
+            pods.into_iter()
+                .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        },
+    )
     .await
 }
 
@@ -174,12 +240,27 @@ async fn wait_ready_or_show_logs(
 /// reporting instance is the Deployment's pod (`POD_NAME` from the downward API).
 fn assert_events_come_from(ns: &str, pod: &str) {
     let selector = "involvedObject.name=minimal,involvedObject.kind=Migration";
-    let out = support::kubectl_ok(&["get", "events", "-n", ns, "--field-selector", selector, "-o", "json"]);
+    let out = support::kubectl_ok(&[
+        "get",
+        "events",
+        "-n",
+        ns,
+        "--field-selector",
+        selector,
+        "-o",
+        "json",
+    ]);
     let list: serde_json::Value = serde_json::from_str(&out).expect("events JSON");
     let items = list["items"].as_array().cloned().unwrap_or_default();
-    assert!(items.len() >= 2, "CreateJob Events for extract and migrate: {items:?}");
+    assert!(
+        items.len() >= 2,
+        "CreateJob Events for extract and migrate: {items:?}"
+    );
     for event in &items {
-        assert_eq!(event["reportingComponent"], "datamigrate-operator", "{event}");
+        assert_eq!(
+            event["reportingComponent"], "datamigrate-operator",
+            "{event}"
+        );
         assert_eq!(event["reportingInstance"], pod, "{event}");
     }
 }

@@ -17,8 +17,14 @@ use e2e_support::{Controller, Watch};
 
 const NAME: &str = "northwind";
 const BRANCH: &str = "datamigrate/northwind";
-const ORDER: [&str; 6] =
-    ["Pending", "Extracting", "Generating", "Validating", "Publishing", "Succeeded"];
+const ORDER: [&str; 6] = [
+    "Pending",
+    "Extracting",
+    "Generating",
+    "Validating",
+    "Publishing",
+    "Succeeded",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn northwind_runs_to_ready_in_the_cluster_and_its_pushed_branch_builds_with_dbt() {
@@ -36,7 +42,12 @@ async fn northwind_runs_to_ready_in_the_cluster_and_its_pushed_branch_builds_wit
     let mig = e2e_support::wait_ready(&env.client, ns.name(), NAME, &[&ctl]).await;
     let took = began.elapsed();
     let waited = support::kubectl_ok(&[
-        "wait", "--for=condition=Ready", "mig/northwind", "-n", ns.name(), "--timeout=30s",
+        "wait",
+        "--for=condition=Ready",
+        "mig/northwind",
+        "-n",
+        ns.name(),
+        "--timeout=30s",
     ]);
     assert!(waited.contains("condition met"), "{waited}");
     std::thread::sleep(Duration::from_millis(500));
@@ -45,20 +56,42 @@ async fn northwind_runs_to_ready_in_the_cluster_and_its_pushed_branch_builds_wit
     let status = mig.status.clone().expect("status");
     assert_eq!(status.phase, Some(MigrationPhase::Succeeded));
     assert_eq!(status.observed_generation, mig.metadata.generation);
-    let steps: Vec<_> = status.steps.iter().map(|s| (s.name.as_str(), s.phase)).collect();
+    let steps: Vec<_> = status
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.phase))
+        .collect();
     let done = StepPhase::Succeeded;
-    assert_eq!(steps, [("extract", done), ("migrate", done), ("publish", done)]);
+    assert_eq!(
+        steps,
+        [("extract", done), ("migrate", done), ("publish", done)]
+    );
     assert_watch_shows_phases_and_moving_progress(&lines, &status);
 
     let bare_dir = bare.to_str().expect("utf-8 path");
-    let head = e2e_support::git(&["--git-dir", bare_dir, "rev-parse", &format!("refs/heads/{BRANCH}")]);
+    let head = e2e_support::git(&[
+        "--git-dir",
+        bare_dir,
+        "rev-parse",
+        &format!("refs/heads/{BRANCH}"),
+    ]);
     let describe = support::kubectl_ok(&["describe", "mig", NAME, "-n", ns.name()]);
     write_figures(took, &lines, &describe, &status);
     assert_describe_shows_steps_conditions_and_events(&describe);
 
     let clone = tmp.path().join("clone");
-    e2e_support::git(&["clone", "-q", "--branch", BRANCH, &url, clone.to_str().expect("utf-8")]);
-    assert_eq!(e2e_support::git(&["-C", clone.to_str().expect("utf-8"), "rev-parse", "HEAD"]), head);
+    e2e_support::git(&[
+        "clone",
+        "-q",
+        "--branch",
+        BRANCH,
+        &url,
+        clone.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        e2e_support::git(&["-C", clone.to_str().expect("utf-8"), "rev-parse", "HEAD"]),
+        head
+    );
     let warehouse = raw_tables_only_warehouse(&env.venv, ns.name(), tmp.path());
     dbt_build_passes(&env.venv, &clone, &warehouse);
 
@@ -66,10 +99,16 @@ async fn northwind_runs_to_ready_in_the_cluster_and_its_pushed_branch_builds_wit
     let mut problems = event_problems(ns.name());
     let output = status.output.clone().unwrap_or_default();
     if !output.location.contains(BRANCH) {
-        problems.push(format!("status.output.location {:?} lacks the branch", output.location));
+        problems.push(format!(
+            "status.output.location {:?} lacks the branch",
+            output.location
+        ));
     }
     if output.commit.as_deref() != Some(head.as_str()) {
-        problems.push(format!("status.output.commit is {:?}, the branch head is {head}", output.commit));
+        problems.push(format!(
+            "status.output.commit is {:?}, the branch head is {head}",
+            output.commit
+        ));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
@@ -83,9 +122,15 @@ fn assert_watch_shows_phases_and_moving_progress(
     let seq = e2e_support::phase_sequence(&rows);
     let index = |p: &String| ORDER.iter().position(|o| o == p);
     let positions: Vec<_> = seq.iter().map(|p| index(p).unwrap_or(usize::MAX)).collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "phases out of order: {seq:?}");
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "phases out of order: {seq:?}"
+    );
     for phase in ["Extracting", "Publishing", "Succeeded"] {
-        assert!(seq.iter().any(|p| p == phase), "{phase} never shown: {seq:?}\n{lines:?}");
+        assert!(
+            seq.iter().any(|p| p == phase),
+            "{phase} never shown: {seq:?}\n{lines:?}"
+        );
     }
     assert!(
         seq.iter().any(|p| p == "Generating" || p == "Validating"),
@@ -95,36 +140,67 @@ fn assert_watch_shows_phases_and_moving_progress(
 
     let mut progress: Vec<(i64, i64)> = rows.iter().filter_map(|r| r.progress).collect();
     progress.dedup();
-    assert!(progress.len() >= 2, "progress never moved: {progress:?}\n{lines:?}");
-    assert!(progress.windows(2).all(|w| w[0].0 <= w[1].0), "progress went back: {progress:?}");
+    assert!(
+        progress.len() >= 2,
+        "progress never moved: {progress:?}\n{lines:?}"
+    );
+    assert!(
+        progress.windows(2).all(|w| w[0].0 <= w[1].0),
+        "progress went back: {progress:?}"
+    );
     let last = progress.last().copied().unwrap_or_default();
-    let summary = status.progress.as_ref().map(|p| p.summary.clone()).unwrap_or_default();
+    let summary = status
+        .progress
+        .as_ref()
+        .map(|p| p.summary.clone())
+        .unwrap_or_default();
     assert_eq!(format!("{}/{}", last.0, last.1), summary);
     assert!(last.0 > 0 && last.1 >= last.0, "{progress:?}");
 }
 
 fn assert_describe_shows_steps_conditions_and_events(describe: &str) {
     for needle in [
-        "Steps:", "Conditions:", "Events:", "Ready", "Succeeded", "northwind-extract-1",
-        "northwind-migrate-1", "northwind-publish-1",
+        "Steps:",
+        "Conditions:",
+        "Events:",
+        "Ready",
+        "Succeeded",
+        "northwind-extract-1",
+        "northwind-migrate-1",
+        "northwind-publish-1",
     ] {
-        assert!(describe.contains(needle), "describe lacks {needle:?}:\n{describe}");
+        assert!(
+            describe.contains(needle),
+            "describe lacks {needle:?}:\n{describe}"
+        );
     }
     let events = describe.split("Events:").nth(1).unwrap_or_default();
-    assert!(events.contains("StepRunning"), "no StepRunning event in describe:\n{events}");
+    assert!(
+        events.contains("StepRunning"),
+        "no StepRunning event in describe:\n{events}"
+    );
 }
 
 /// One Normal `StepRunning` Event naming each created Job, a `Succeeded` one, no Warning.
 fn event_problems(ns: &str) -> Vec<String> {
     let events = e2e_support::events(ns, NAME);
     let mut problems = Vec::new();
-    for job in ["northwind-extract-1", "northwind-migrate-1", "northwind-publish-1"] {
-        let named = events.iter().any(|(_, r, m)| r == "StepRunning" && m.contains(job));
+    for job in [
+        "northwind-extract-1",
+        "northwind-migrate-1",
+        "northwind-publish-1",
+    ] {
+        let named = events
+            .iter()
+            .any(|(_, r, m)| r == "StepRunning" && m.contains(job));
         if !named {
             problems.push(format!("no StepRunning Event names Job {job}: {events:?}"));
         }
     }
-    if !events.iter().any(|(t, r, _)| t == "Normal" && r == "Succeeded") {
+    if !events
+        .iter()
+        .any(|(t, r, _)| t == "Normal" && r == "Succeeded")
+    {
         problems.push(format!("no Succeeded Event: {events:?}"));
     }
     if events.iter().any(|(t, _, _)| t == "Warning") {
@@ -136,7 +212,10 @@ fn event_problems(ns: &str) -> Vec<String> {
 /// A new DuckDB file with only the source tables (schema `raw_northwind`) copied from the
 /// workspace's warehouse, so `dbt build` on the clone has to create every model itself.
 fn raw_tables_only_warehouse(venv: &Path, ns: &str, dir: &Path) -> std::path::PathBuf {
-    let claim = support::runner_dir().join("pvc").join(ns).join(format!("{NAME}-workspace"));
+    let claim = support::runner_dir()
+        .join("pvc")
+        .join(ns)
+        .join(format!("{NAME}-workspace"));
     let source = claim.join("warehouse.duckdb");
     assert!(source.exists(), "{} is missing", source.display());
     let fresh = dir.join("fresh.duckdb");
@@ -160,7 +239,10 @@ print(len(tables))
         .output()
         .expect("run python");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "copying the source tables failed: {stderr}");
+    assert!(
+        output.status.success(),
+        "copying the source tables failed: {stderr}"
+    );
     let tables = String::from_utf8_lossy(&output.stdout).trim().to_string();
     assert_eq!(tables, "13", "Northwind has 13 tables");
     fresh
@@ -180,7 +262,10 @@ fn dbt_build_passes(venv: &Path, clone: &Path, warehouse: &Path) {
         .output()
         .expect("run dbt");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "dbt build failed on the clone:\n{stdout}");
+    assert!(
+        output.status.success(),
+        "dbt build failed on the clone:\n{stdout}"
+    );
 
     let text = std::fs::read_to_string(clone.join("target/run_results.json")).expect("run_results");
     let results: serde_json::Value = serde_json::from_str(&text).expect("run_results JSON");
@@ -191,11 +276,29 @@ fn dbt_build_passes(venv: &Path, clone: &Path, warehouse: &Path) {
         .map(|r| format!("{} {}", r["unique_id"], r["status"]))
         .collect();
     assert!(bad.is_empty(), "dbt results not passing: {bad:?}");
-    let models = results.iter().filter(|r| r["unique_id"].as_str().is_some_and(|u| u.starts_with("model."))).count();
+    let models = results
+        .iter()
+        .filter(|r| {
+            r["unique_id"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("model."))
+        })
+        .count();
     // The agent disables (`config(enabled=false)`) the models it flagged as not building.
-    assert_eq!(models, count_enabled_models(&clone.join("models")), "every enabled model was built");
+    assert_eq!(
+        models,
+        count_enabled_models(&clone.join("models")),
+        "every enabled model was built"
+    );
     assert!(models >= 13, "at least a staging model per table: {models}");
-    let tests = results.iter().filter(|r| r["unique_id"].as_str().is_some_and(|u| u.starts_with("test."))).count();
+    let tests = results
+        .iter()
+        .filter(|r| {
+            r["unique_id"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("test."))
+        })
+        .count();
     assert!(tests > 0, "the project has data tests and they ran");
 }
 
@@ -231,7 +334,11 @@ fn write_figures(
             (Some(a), Some(b)) => (b.0.as_second() - a.0.as_second()).to_string(),
             _ => "?".into(),
         };
-        let _ = writeln!(text, "step {} took {secs} s ({} attempt(s))", step.name, step.attempts);
+        let _ = writeln!(
+            text,
+            "step {} took {secs} s ({} attempt(s))",
+            step.name, step.attempts
+        );
     }
     text.push_str("\nkubectl describe mig northwind:\n");
     text.push_str(describe);

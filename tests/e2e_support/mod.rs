@@ -68,7 +68,11 @@ pub async fn env() -> Option<Env> {
     let venv = venv()?;
     install_crd();
     map_image(AGENT_IMAGE, &venv.join("bin"));
-    Some(Env { client, bin_dir, venv })
+    Some(Env {
+        client,
+        bin_dir,
+        venv,
+    })
 }
 
 /// The repository root.
@@ -78,8 +82,8 @@ pub fn repo() -> PathBuf {
 
 /// Where the e2e tests leave their captured output (watch lines, describe, timings).
 pub fn figures_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| repo().join("target"), PathBuf::from);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
     let dir = target.join("e2e-figures");
     std::fs::create_dir_all(&dir).expect("create target/e2e-figures");
     dir
@@ -90,7 +94,10 @@ pub fn figures_dir() -> PathBuf {
 pub fn scratch_dir() -> tempfile::TempDir {
     let parent = figures_dir().with_file_name("e2e-scratch");
     std::fs::create_dir_all(&parent).expect("create target/e2e-scratch");
-    tempfile::Builder::new().prefix("run-").tempdir_in(&parent).expect("scratch folder")
+    tempfile::Builder::new()
+        .prefix("run-")
+        .tempdir_in(&parent)
+        .expect("scratch folder")
 }
 
 /// Server-side applies the committed CRD (idempotent; also takes it over from a chart install)
@@ -108,7 +115,10 @@ pub fn install_crd() {
         if String::from_utf8_lossy(&out.stdout).trim() == "True" {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "the CRD is not established");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the CRD is not established"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -120,7 +130,11 @@ pub fn map_image(repository: &str, bin_dir: &Path) {
     let line = format!("{repository}={}", bin_dir.display());
     let text = std::fs::read_to_string(&table).unwrap_or_default();
     let prefix = format!("{repository}=");
-    let current = text.lines().map(str::trim).filter(|l| l.starts_with(&prefix)).last();
+    let current = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(&prefix))
+        .last();
     if current == Some(line.as_str()) {
         return;
     }
@@ -167,7 +181,12 @@ impl Controller {
             .stderr(file)
             .spawn()
             .expect("start datamigrate controller");
-        let mut controller = Self { child: Some(child), log, namespace: namespace.into(), port };
+        let mut controller = Self {
+            child: Some(child),
+            log,
+            namespace: namespace.into(),
+            port,
+        };
         controller.wait_ready(Duration::from_secs(60));
         controller
     }
@@ -178,7 +197,10 @@ impl Controller {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!("the controller exited with {status}:\n{}", self.log_tail(40));
+                panic!(
+                    "the controller exited with {status}:\n{}",
+                    self.log_tail(40)
+                );
             }
             // TODO: wait on /readyz once it turns ready reliably; it stayed 503 ("caches not
             // synced") for minutes in most runs of this build, so only /healthz is awaited and
@@ -188,7 +210,10 @@ impl Controller {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!("the controller was not ready after {timeout:?}:\n{}", self.log_tail(40));
+        panic!(
+            "the controller was not ready after {timeout:?}:\n{}",
+            self.log_tail(40)
+        );
     }
 
     /// The process id.
@@ -213,7 +238,9 @@ impl Controller {
 
     /// Its `/metrics` text.
     pub fn metrics(&self) -> String {
-        http_get(self.port, "/metrics").map(|(_, body)| body).unwrap_or_default()
+        http_get(self.port, "/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default()
     }
 
     /// The namespace it watches.
@@ -236,7 +263,9 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let code = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())?;
     Some((code, body))
 }
 
@@ -245,13 +274,17 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 /// `kubectl apply --server-side` of a manifest into `namespace`. Server-side, because the
 /// Northwind ConfigMap (285 kB) does not fit client-side apply's last-applied annotation.
 pub fn apply_yaml(namespace: &str, yaml: &str) -> String {
-    let mut child = Command::new(support::bin_dir().expect("DATAMIGRATE_BIN_DIR").join("kubectl"))
-        .args(["apply", "--server-side", "-n", namespace, "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kubectl apply");
+    let mut child = Command::new(
+        support::bin_dir()
+            .expect("DATAMIGRATE_BIN_DIR")
+            .join("kubectl"),
+    )
+    .args(["apply", "--server-side", "-n", namespace, "-f", "-"])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("run kubectl apply");
     child
         .stdin
         .take()
@@ -312,7 +345,11 @@ pub fn migrations(client: &Client, namespace: &str) -> Api<Migration> {
 
 /// A condition of the Migration's status.
 pub fn condition<'a>(mig: &'a Migration, type_: &str) -> Option<&'a Condition> {
-    mig.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+    mig.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
 }
 
 fn is_true(mig: &Migration, type_: &str) -> bool {
@@ -358,7 +395,10 @@ pub async fn wait_stalled(client: &Client, ns: &str, name: &str, ctl: &[&Control
                     return mig;
                 }
                 if is_true(&mig, "Ready") {
-                    panic!("{name} became Ready instead of stalling: {}", status_yaml(&mig));
+                    panic!(
+                        "{name} became Ready instead of stalling: {}",
+                        status_yaml(&mig)
+                    );
                 }
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -375,7 +415,13 @@ pub fn status_yaml(mig: &Migration) -> String {
 
 fn logs(ctl: &[&Controller]) -> String {
     ctl.iter()
-        .map(|c| format!("--- controller log ({}):\n{}", c.log.display(), c.log_tail(30)))
+        .map(|c| {
+            format!(
+                "--- controller log ({}):\n{}",
+                c.log.display(),
+                c.log_tail(30)
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -395,7 +441,11 @@ pub fn job_keys(jobs: &[Job]) -> Vec<(String, String, String)> {
             let labels = j.metadata.labels.clone().unwrap_or_default();
             let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
             let name = j.metadata.name.clone().unwrap_or_default();
-            (label("datamigrate.ai/step"), label("datamigrate.ai/attempt"), name)
+            (
+                label("datamigrate.ai/step"),
+                label("datamigrate.ai/attempt"),
+                name,
+            )
         })
         .collect();
     keys.sort();
@@ -421,7 +471,12 @@ pub fn running_pid(pod: &Pod) -> Option<u32> {
     let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
     let status = statuses.iter().find(|s| s.name == "step")?;
     status.state.as_ref()?.running.as_ref()?;
-    status.container_id.as_ref()?.strip_prefix("pod-runner://")?.parse().ok()
+    status
+        .container_id
+        .as_ref()?
+        .strip_prefix("pod-runner://")?
+        .parse()
+        .ok()
 }
 
 /// A process's command line, NUL separators as spaces.
@@ -435,7 +490,14 @@ pub fn cmdline(pid: u32) -> String {
 pub fn events(ns: &str, name: &str) -> Vec<(String, String, String)> {
     let selector = format!("involvedObject.name={name},involvedObject.kind=Migration");
     let out = support::kubectl_ok(&[
-        "get", "events", "-n", ns, "--field-selector", &selector, "-o", "json",
+        "get",
+        "events",
+        "-n",
+        ns,
+        "--field-selector",
+        &selector,
+        "-o",
+        "json",
     ]);
     let list: serde_json::Value = serde_json::from_str(&out).expect("events JSON");
     list["items"]
@@ -461,7 +523,9 @@ pub struct Watch {
 impl Watch {
     /// Starts watching the namespace's Migrations (none need exist yet).
     pub fn start(ns: &str) -> Self {
-        let kubectl = support::bin_dir().expect("DATAMIGRATE_BIN_DIR").join("kubectl");
+        let kubectl = support::bin_dir()
+            .expect("DATAMIGRATE_BIN_DIR")
+            .join("kubectl");
         let mut child = Command::new(kubectl)
             .args(["get", "mig", "-n", ns, "-w"])
             .stdout(Stdio::piped())
@@ -504,7 +568,13 @@ pub struct Row {
 /// Parses the data rows of a `kubectl get mig -w` capture (the header is skipped).
 pub fn rows(lines: &[(Duration, String)]) -> Vec<Row> {
     const PHASES: [&str; 8] = [
-        "Pending", "Extracting", "Generating", "Validating", "Publishing", "Succeeded", "Failed",
+        "Pending",
+        "Extracting",
+        "Generating",
+        "Validating",
+        "Publishing",
+        "Succeeded",
+        "Failed",
         "Suspended",
     ];
     lines
@@ -512,7 +582,10 @@ pub fn rows(lines: &[(Duration, String)]) -> Vec<Row> {
         .filter(|(_, l)| !l.starts_with("NAME"))
         .map(|(_, line)| {
             let cells: Vec<&str> = line.split_whitespace().collect();
-            let phase = cells.iter().find(|c| PHASES.contains(c)).map(|c| (*c).to_string());
+            let phase = cells
+                .iter()
+                .find(|c| PHASES.contains(c))
+                .map(|c| (*c).to_string());
             let progress = cells.iter().find_map(|c| {
                 let (n, m) = c.split_once('/')?;
                 Some((n.parse().ok()?, m.parse().ok()?))
