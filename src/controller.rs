@@ -264,9 +264,6 @@ pub async fn reconcile(mig: Arc<Migration>, ctx: Arc<Context>) -> Result<Action>
 
 async fn reconcile_steps(mig: &Migration, ctx: &Context) -> Result<Action> {
     let now = now();
-    // Ensure the workspace, the progress ConfigMap and its RBAC exist
-    ensure_owned(mig, ctx).await?;
-
     // Observe the step Jobs and decide the next move
     let mut jobs = observe::observe_jobs(&ctx.client, mig).await?;
     let retry = status::retry_requested(mig);
@@ -292,7 +289,7 @@ async fn reconcile_steps(mig: &Migration, ctx: &Context) -> Result<Action> {
     // Explain a failed step with its pod's termination message
     explain_failure(mig, ctx, &mut run, &mut jobs).await?;
 
-    // Create the next Job, or suspend/resume the running one
+    // Ensure owned objects and create the next Job, or suspend/resume the running one
     act(mig, ctx, &mut run, &mut jobs, &inputs).await?;
 
     // Fold the agent's reports and write the status
@@ -439,6 +436,9 @@ async fn act(
             if mig.spec.suspend || matches!(inputs, InputsCheck::Missing { .. }) {
                 return Ok(());
             }
+            // The workspace, progress ConfigMap and RBAC are ensured before each step only:
+            // reconciles triggered by progress patches then cost no writes.
+            ensure_owned(mig, ctx).await?;
             let job = create_job(mig, ctx, step, attempt, budget_start).await?;
             jobs.push(job.clone());
             *run = RunState::Running { job };

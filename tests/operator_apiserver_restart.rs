@@ -22,6 +22,7 @@ const RUN_TIMEOUT: u64 = 480;
 #[tokio::test]
 async fn the_run_survives_an_api_server_and_etcd_restart_without_duplicates() {
     let Some(client) = support::client().await else { return };
+    let _serial = operator_common::AGENT_RUNS.lock().await;
     operator_common::install_crd(&client).await;
     operator_common::register_agent_image();
     let ns = support::namespace(&client, "op-outage").await;

@@ -103,6 +103,7 @@ async fn bad_input_stalls_at_once_with_the_agents_message() {
 #[tokio::test]
 async fn a_missing_secret_is_reported_then_the_run_proceeds_and_no_value_leaks() {
     let Some(client) = support::client().await else { return };
+    let _serial = operator_common::AGENT_RUNS.lock().await;
     operator_common::install_crd(&client).await;
     operator_common::register_agent_image();
     let ns = support::namespace(&client, "op-secret").await;
@@ -171,6 +172,7 @@ async fn a_missing_secret_is_reported_then_the_run_proceeds_and_no_value_leaks()
 #[tokio::test]
 async fn suspend_starts_nothing_and_suspends_the_running_job_and_resume_continues() {
     let Some(client) = support::client().await else { return };
+    let _serial = operator_common::AGENT_RUNS.lock().await;
     operator_common::install_crd(&client).await;
     operator_common::register_agent_image();
     let ns = support::namespace(&client, "op-suspend").await;

@@ -58,6 +58,7 @@ async fn probes_and_metrics_answer_and_sigterm_stops_the_controller_cleanly() {
 #[tokio::test]
 async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() {
     let Some(client) = support::client().await else { return };
+    let _serial = operator_common::AGENT_RUNS.lock().await;
     operator_common::install_crd(&client).await;
     operator_common::register_agent_image();
     let ns = support::namespace(&client, "op-leader").await;

@@ -64,6 +64,7 @@ async fn watch_to_success(client: &kube::Client, ns: &str, name: &str) -> (Vec<S
 async fn migration_runs_to_succeeded_with_steps_in_order_and_reconciling_again_creates_nothing()
 {
     let Some(client) = support::client().await else { return };
+    let _serial = operator_common::AGENT_RUNS.lock().await;
     operator_common::install_crd(&client).await;
     operator_common::register_agent_image();
     let ns = support::namespace(&client, "op-run").await;
@@ -127,6 +128,7 @@ async fn migration_runs_to_succeeded_with_steps_in_order_and_reconciling_again_c
 #[tokio::test]
 async fn controller_killed_mid_step_finishes_the_run_without_a_duplicate_job() {
     let Some(client) = support::client().await else { return };
+    let _serial = operator_common::AGENT_RUNS.lock().await;
     operator_common::install_crd(&client).await;
     operator_common::register_agent_image();
     let ns = support::namespace(&client, "op-crash").await;

@@ -24,6 +24,12 @@ pub const AGENT_IMAGE: &str = "ghcr.io/datamigrate-ai/datamigrate-agent:test";
 /// An image with no pod-runner entry: `python -m datamigrate_agent` then runs on the host's
 /// Python, which lacks the package, so every step exits 1 (a retryable failure).
 pub const BROKEN_IMAGE: &str = "example.invalid/no-agent-here:1";
+/// Held by each test whose run reaches the agent's migrate step. Under the pod runner every
+/// pod shares the host's `/dev/shm`, where the agent keeps a scratch DuckDB keyed by the
+/// workspace path (`/workspace` in every pod), so two concurrent migrate steps would collide;
+/// in a cluster each pod has its own `/dev/shm`.
+pub static AGENT_RUNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The minimal example's script.
 pub const MINIMAL_SCRIPT: &str = include_str!("../../examples/minimal/configmap.yaml");
 
@@ -227,7 +233,8 @@ async fn create_configmap(client: &Client, ns: &str, cm: ConfigMap) {
 pub fn migration(name: &str, image: &str, extra: Value) -> Value {
     let mut spec = json!({
         "source": {"script": {"configMapKeyRef": {"name": "minimal-script", "key": "schema.sql"}}},
-        "target": {"dialect": "duckdb", "projectName": "minimal"},
+        // A project name per Migration: parallel runs then never share agent scratch state.
+        "target": {"dialect": "duckdb", "projectName": name.replace('-', "_")},
         "agent": {"image": image},
     });
     merge(&mut spec, extra);
