@@ -20,7 +20,8 @@ pub async fn request_counts() -> Option<Counts> {
     Some(parse(&String::from_utf8_lossy(&output.stdout)))
 }
 
-/// What happened between two readings, per Migration, leaving out long-running watches.
+/// What happened between two readings, per Migration (rounded to 0.01, zeros left out),
+/// leaving out long-running watches.
 pub fn per_migration(before: &Counts, after: &Counts, migrations: usize) -> Counts {
     after
         .iter()
@@ -28,7 +29,8 @@ pub fn per_migration(before: &Counts, after: &Counts, migrations: usize) -> Coun
         .filter_map(|(key, v)| {
             let d = v - before.get(key).copied().unwrap_or_default();
             let per = d / migrations.max(1) as f64;
-            (d > 0.0).then(|| (key.clone(), (per * 100.0).round() / 100.0))
+            let per = (per * 100.0).round() / 100.0;
+            (per > 0.0).then(|| (key.clone(), per))
         })
         .collect()
 }
