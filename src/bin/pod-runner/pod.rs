@@ -499,7 +499,9 @@ impl PodTask {
         let mut stop = self.stop.clone();
         let grace = tokio::select! {
             status = child.wait() => return status,
-            grace = stop.wait_for(Option::is_some) => grace.ok().and_then(|g| *g).unwrap_or_default(),
+            grace = stop.wait_for(Option::is_some) => {
+                grace.ok().and_then(|g| *g).unwrap_or_default()
+            }
         };
         process::signal_group(pid, Signal::TERM);
         match tokio::time::timeout(grace, child.wait()).await {

@@ -71,7 +71,8 @@ async fn write_until_done(api: &Api<Pod>, key: &PodKey, shared: &Mutex<PodRun>) 
             Err(error) if is_not_found(&error) => return false,
             Err(error) => {
                 let error = chain(&error);
-                warn!(pod = %key.name, namespace = %key.namespace, error = %error, "Failed to write pod status");
+                let (pod, namespace) = (&key.name, &key.namespace);
+                warn!(%pod, %namespace, error = %error, "Failed to write pod status");
             }
         }
         tokio::time::sleep(delay).await;
