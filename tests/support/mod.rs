@@ -18,7 +18,6 @@
 
 // Test code: a failed expectation is a failed test, so panicking helpers are the point.
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
-
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
