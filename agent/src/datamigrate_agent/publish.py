@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from datamigrate_agent.errors import EXIT_OK, PermanentError, RetryableError
+from datamigrate_agent.progress import ConfigMapSink
 
 __all__ = ["add_arguments", "run", "publish_git", "publish_volume"]
 
@@ -184,5 +185,24 @@ def run(args: argparse.Namespace) -> int:
     tmp = workspace / ".publish.json.tmp"
     tmp.write_text(json.dumps(result) + "\n", encoding="utf-8")
     os.replace(tmp, workspace / "publish.json")
+    _report_to_operator(result)
     log.info("Published project", extra={"fields": result})
     return EXIT_OK
+
+
+def _report_to_operator(result: dict[str, str | None]) -> None:
+    """Write ``publish.json`` to the progress ConfigMap, where the operator reads the commit.
+
+    A failed write is retryable: publishing again is idempotent (no second commit), and without
+    the record the Migration's status would lack its output's commit.
+    """
+    name = os.environ.get("DATAMIGRATE_PROGRESS_CONFIGMAP")
+    if not name:
+        return
+    namespace = os.environ.get("DATAMIGRATE_NAMESPACE", "default")
+    try:
+        ConfigMapSink(name, namespace).patch({"publish.json": json.dumps(result)})
+    except Exception as e:  # noqa: BLE001 - any client failure means the same: try again
+        raise RetryableError(
+            f"could not record the published commit: {type(e).__name__}", code="ReportFailed"
+        ) from e

@@ -84,8 +84,10 @@ def test_summary_puts_flagged_first_and_caps_entries() -> None:
     s = summary_of(results)
     assert s["total"] == 62 and len(s["objects"]) == MAX_SUMMARY_ENTRIES
     assert s["objects"][0]["object"] == "dbo.p"
-    assert s["objects"][1] == {"object": "dbo.v", "kind": "view", "status": "flagged",
+    assert s["objects"][1] == {"object": "dbo.v", "kind": "view", "status": "verified-by-build",
                                "reason": "no SQL Server"}  # fmt: skip
+    odd = summary_of([{"object": "dbo.x", "kind": "table", "status": "odd", "reason": None}])
+    assert odd["objects"][0]["status"] == "flagged"
     assert s["counts"] == {"verified": 60, "verified-by-build": 1, "flagged": 1}
 
 

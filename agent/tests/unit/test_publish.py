@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from datamigrate_agent import publish
-from datamigrate_agent.errors import PermanentError
+from datamigrate_agent.errors import PermanentError, RetryableError
 
 
 def _project(ws: Path) -> Path:
@@ -114,3 +114,47 @@ def test_volume_publish_replaces_an_earlier_copy(tmp_path: Path) -> None:
 def test_publish_without_a_project_is_a_permanent_error(tmp_path: Path) -> None:
     with pytest.raises(PermanentError, match="run migrate first"):
         publish.publish_volume(tmp_path, tmp_path / "out")
+
+
+class _RecordingSink:
+    calls: list[tuple[str, str, dict[str, str]]] = []
+    fail = False
+
+    def __init__(self, name: str, namespace: str) -> None:
+        self.name, self.namespace = name, namespace
+
+    def patch(self, data: dict[str, str]) -> None:
+        if self.fail:
+            raise ConnectionError("api server down")
+        self.calls.append((self.name, self.namespace, data))
+
+
+def test_git_publish_records_the_commit_in_the_progress_configmap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws, remote = tmp_path / "ws", _bare(tmp_path)
+    _project(ws)
+    monkeypatch.setenv("DATAMIGRATE_PROGRESS_CONFIGMAP", "nw-progress")
+    monkeypatch.setenv("DATAMIGRATE_NAMESPACE", "team-a")
+    monkeypatch.setattr(publish, "ConfigMapSink", _RecordingSink)
+    _RecordingSink.calls = []
+    args = Namespace(workspace=ws, git_url=f"file://{remote}", branch="b", path="", volume_dir=None)
+    assert publish.run(args) == 0
+    [(name, namespace, data)] = _RecordingSink.calls
+    record = json.loads(data["publish.json"])
+    head = subprocess.run(["git", "rev-parse", "b"], cwd=remote, capture_output=True, text=True)
+    assert (name, namespace) == ("nw-progress", "team-a")
+    assert record["commit"] == head.stdout.strip()
+
+
+def test_a_failed_commit_record_is_retryable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = tmp_path / "ws"
+    _project(ws)
+    monkeypatch.setenv("DATAMIGRATE_PROGRESS_CONFIGMAP", "nw-progress")
+    monkeypatch.setattr(publish, "ConfigMapSink", _RecordingSink)
+    monkeypatch.setattr(_RecordingSink, "fail", True)
+    args = Namespace(workspace=ws, git_url=None, volume_dir=tmp_path / "out", branch=None, path="")
+    with pytest.raises(RetryableError):
+        publish.run(args)

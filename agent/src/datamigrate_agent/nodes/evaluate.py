@@ -133,7 +133,7 @@ def evaluate_results(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx.executed.append("evaluate")
     outcomes = {k: dict(v) for k, v in state.get("outcomes", {}).items()}
     runnable = ctx.config.target in RUNNABLE_TARGETS and ctx.config.validate
-    done = failed = 0
+    done = failed = flagged = 0
     with _maybe_connect(ctx, runnable) as con:
         for o in state["objects"]:
             prior = outcomes.get(o["key"], {})
@@ -145,11 +145,18 @@ def evaluate_results(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                 except Exception as e:  # noqa: BLE001 - one object's check must not stop others
                     prior.update(status="failed", reason=f"evaluation failed: {e}"[:500])
             outcomes[o["key"]] = prior
-            bad = prior.get("status") in {"flagged", "failed"}
-            done, failed = done + (not bad), failed + bad
+            # Flagged objects need a person but are not failures: they count as skipped.
+            status = prior.get("status")
+            failed += status == "failed"
+            flagged += status == "flagged"
+            done += status not in {"flagged", "failed"}
             ctx.progress.update(
-                completed=done, failed=failed, current=state["plan"].get(o["key"], {}).get("model")
+                completed=done,
+                failed=failed,
+                skipped=flagged,
+                current=state["plan"].get(o["key"], {}).get("model"),
             )
+    ctx.progress.update(current=None)
     return {"outcomes": outcomes}
 
 
