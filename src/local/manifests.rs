@@ -36,6 +36,7 @@ impl Manifests {
             path: file.to_path_buf(),
             message: format!("expected exactly one Migration, found {}", found.len()),
         })?;
+        validate_rules(file, &doc)?;
         let mut migration: Migration = parse(file, doc)?;
         if migration.metadata.namespace.is_none() {
             migration.metadata.namespace = Some(LOCAL_NAMESPACE.into());
@@ -151,6 +152,27 @@ fn read_documents(path: &Path) -> Result<Vec<serde_json::Value>, LocalError> {
     Ok(docs)
 }
 
+/// Applies the CRD's CEL rules (`x-kubernetes-validations`), as the API server would at
+/// admission, so a local run refuses what a cluster would refuse, with the same message.
+fn validate_rules(path: &Path, doc: &serde_json::Value) -> Result<(), LocalError> {
+    use kube::CustomResourceExt as _;
+    let crd = Migration::crd();
+    let schema = crd
+        .spec
+        .versions
+        .first()
+        .and_then(|v| v.schema.as_ref())
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or_default();
+    kube::core::cel::Validator::new()
+        .validate(&schema, doc, None)
+        .map_err(|errors| LocalError::Manifest {
+            path: path.to_path_buf(),
+            message: format!("Migration is invalid: {errors}"),
+        })
+}
+
 fn kind_of(doc: &serde_json::Value) -> Option<&str> {
     doc.get("kind").and_then(serde_json::Value::as_str)
 }
@@ -208,6 +230,16 @@ mod tests {
         assert!(err.contains("ConfigMap s"), "{err}");
         let err = m.secret_key("git", "token").unwrap_err().to_string();
         assert!(err.contains("Secret git") && err.contains("token"), "{err}");
+    }
+
+    #[test]
+    fn the_crd_rules_refuse_what_admission_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/invalid");
+        let two = std::fs::read_to_string(examples.join("two-sources.yaml")).unwrap();
+        let file = write(dir.path(), "migration.yaml", &two);
+        let err = Manifests::load(&file).unwrap_err().to_string();
+        assert!(err.contains("exactly one of sqlServer or script"), "{err}");
     }
 
     #[test]

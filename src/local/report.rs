@@ -242,8 +242,14 @@ fn result_rows(workspace: &Path) -> Option<Vec<[String; 4]>> {
                 field(o, "reason"),
             ]
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut rows = rows;
+    rows.sort_by(|a, b| (kind_rank(&a[1]), &a[0]).cmp(&(kind_rank(&b[1]), &b[0])));
     Some(rows)
+}
+
+fn kind_rank(kind: &str) -> usize {
+    ["table", "view", "procedure", "function"].iter().position(|k| *k == kind).unwrap_or(4)
 }
 
 fn print_table(rows: &[[String; 4]]) {
@@ -264,7 +270,7 @@ fn print_table(rows: &[[String; 4]]) {
             cell(0),
             cell(1),
             cell(2),
-            crate::truncate(&row[3], 100),
+            row[3],
             w0 = widths[0],
             w1 = widths[1],
             w2 = widths[2],
