@@ -68,7 +68,9 @@ fn insert_counts(script: &str) -> std::collections::BTreeMap<String, i64> {
     let mut counts = std::collections::BTreeMap::new();
     for line in script.lines() {
         let rest = line.trim_start();
-        let Some(rest) = rest.strip_prefix("INSERT ").or_else(|| rest.strip_prefix("insert "))
+        let Some(rest) = rest
+            .strip_prefix("INSERT ")
+            .or_else(|| rest.strip_prefix("insert "))
         else {
             continue;
         };
@@ -78,7 +80,9 @@ fn insert_counts(script: &str) -> std::collections::BTreeMap<String, i64> {
         } else {
             rest.split(['(', ' ']).next().unwrap_or_default()
         };
-        let table = table.trim_start_matches("dbo.").trim_matches(['[', ']', '"']);
+        let table = table
+            .trim_start_matches("dbo.")
+            .trim_matches(['[', ']', '"']);
         *counts.entry(table.to_string()).or_insert(0) += 1;
     }
     counts
@@ -88,13 +92,28 @@ fn insert_counts(script: &str) -> std::collections::BTreeMap<String, i64> {
 fn minimal_example_runs_to_succeeded_with_a_project_and_a_report() {
     let Some(python) = agent_python() else { return };
     let out = tempfile::tempdir().unwrap();
-    let r = run(&python, &repo().join("examples/minimal/migration.yaml"), out.path());
+    let r = run(
+        &python,
+        &repo().join("examples/minimal/migration.yaml"),
+        out.path(),
+    );
 
-    assert_eq!(r.code, Some(0), "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
     assert_eq!(r.status["phase"], "Succeeded");
     assert_eq!(condition(&r.status, "Ready")["status"], "True");
     assert_eq!(condition(&r.status, "Ready")["observedGeneration"], 1);
-    let steps: Vec<_> = r.status["steps"].as_array().unwrap().iter().map(|s| &s["name"]).collect();
+    let steps: Vec<_> = r.status["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["name"])
+        .collect();
     assert_eq!(steps, ["extract", "migrate"]);
     assert!(out.path().join("project/dbt_project.yml").exists());
     assert!(out.path().join("report.md").exists());
@@ -109,17 +128,28 @@ fn minimal_example_runs_to_succeeded_with_a_project_and_a_report() {
 fn northwind_gets_a_model_per_table_and_view_and_row_counts_match_the_script() {
     let Some(python) = agent_python() else { return };
     let out = tempfile::tempdir().unwrap();
-    let r = run(&python, &repo().join("examples/northwind/migration.yaml"), out.path());
+    let r = run(
+        &python,
+        &repo().join("examples/northwind/migration.yaml"),
+        out.path(),
+    );
 
     assert_eq!(r.code, Some(0), "stderr:\n{}", r.stderr);
     assert_eq!(r.status["phase"], "Succeeded");
     let results = results(out.path());
     let objects = results["objects"].as_array().unwrap();
-    let of_kind = |k: &str| objects.iter().filter(|o| o["kind"] == k).collect::<Vec<_>>();
+    let of_kind = |k: &str| {
+        objects
+            .iter()
+            .filter(|o| o["kind"] == k)
+            .collect::<Vec<_>>()
+    };
     let (tables, views) = (of_kind("table"), of_kind("view"));
     assert_eq!((tables.len(), views.len()), (13, 16));
     for o in tables.iter().chain(&views) {
-        let path = o["path"].as_str().unwrap_or_else(|| panic!("no model for {o}"));
+        let path = o["path"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no model for {o}"));
         assert!(out.path().join("project").join(path).exists(), "{path}");
     }
     let script = std::fs::read_to_string(repo().join("examples/data/instnwnd.sql")).unwrap();
@@ -173,10 +203,19 @@ fn an_unreadable_script_fails_the_run_with_the_reason_in_status() {
     .unwrap();
     let r = run(&python, &manifest, &dir.path().join("out"));
 
-    assert_eq!(r.code, Some(1), "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code,
+        Some(1),
+        "stdout:\n{}\nstderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
     assert_eq!(r.status["phase"], "Failed");
     let stalled = condition(&r.status, "Stalled");
     assert_eq!(stalled["status"], "True");
     assert_eq!(stalled["reason"], "StepFailed", "{stalled}");
-    assert!(stalled["message"].as_str().unwrap().contains("extract"), "{stalled}");
+    assert!(
+        stalled["message"].as_str().unwrap().contains("extract"),
+        "{stalled}"
+    );
 }
