@@ -79,10 +79,10 @@ mod tests {
     use super::*;
 
     const TEXT: &str = "# TYPE apiserver_request_total counter\n\
-        apiserver_request_total{code=\"201\",component=\"apiserver\",group=\"batch\",resource=\"jobs\",scope=\"resource\",subresource=\"\",verb=\"POST\",version=\"v1\"} 10\n\
-        apiserver_request_total{code=\"409\",component=\"apiserver\",group=\"batch\",resource=\"jobs\",scope=\"resource\",subresource=\"\",verb=\"POST\",version=\"v1\"} 2\n\
-        apiserver_request_total{code=\"200\",component=\"apiserver\",group=\"datamigrate.ai\",resource=\"migrations\",scope=\"resource\",subresource=\"status\",verb=\"APPLY\",version=\"v1alpha1\"} 4\n\
-        apiserver_request_total{code=\"0\",component=\"apiserver\",group=\"batch\",resource=\"jobs\",scope=\"cluster\",subresource=\"\",verb=\"WATCH\",version=\"v1\"} 1\n";
+        apiserver_request_total{code=\"201\",resource=\"jobs\",subresource=\"\",verb=\"POST\"} 10\n\
+        apiserver_request_total{code=\"409\",resource=\"jobs\",subresource=\"\",verb=\"POST\"} 2\n\
+        apiserver_request_total{resource=\"migrations\",subresource=\"status\",verb=\"APPLY\"} 4\n\
+        apiserver_request_total{code=\"0\",resource=\"jobs\",subresource=\"\",verb=\"WATCH\"} 1\n";
 
     #[test]
     fn counts_are_summed_by_verb_resource_and_subresource() {

@@ -622,9 +622,10 @@ mod tests {
             file_mb: 6.0,
         });
         let t = table(&r);
-        assert!(
-            t.contains("| memory: 1000 Migrations, after burst | 18.0 MB steady (12.0 anon, 6.0 file), 22.0 MB peak")
-        );
+        assert!(t.contains(concat!(
+            "| memory: 1000 Migrations, after burst | ",
+            "18.0 MB steady (12.0 anon, 6.0 file), 22.0 MB peak"
+        )));
         assert!(t.contains("| < 20 MB | NO |"), "{t}");
     }
 }
