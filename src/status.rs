@@ -404,8 +404,12 @@ fn output_status(
     prev: &MigrationStatus,
 ) -> Option<OutputStatus> {
     if let Some(report) = &obs.publish {
+        // A volume's path inside the pod (`/output/...`) means nothing outside it: name the
+        // claim instead. A git location is the remote's, valid everywhere.
+        let is_volume = mig.spec.output.as_ref().is_some_and(|o| o.volume.is_some());
+        let location = if is_volume { default_location(mig) } else { truncate(&report.location, 1024) };
         return Some(OutputStatus {
-            location: truncate(&report.location, 1024),
+            location,
             commit: report.commit.as_deref().map(|c| truncate(c, 64)),
         });
     }
