@@ -67,15 +67,26 @@ async fn create(api: &Api<DynamicObject>, body: &Value) -> Result<DynamicObject,
 #[test]
 fn every_invalid_example_names_its_field_and_message() {
     let cases = cases();
-    assert!(cases.len() >= 10, "expected one invalid example per rule, found {}", cases.len());
+    assert!(
+        cases.len() >= 10,
+        "expected one invalid example per rule, found {}",
+        cases.len()
+    );
     for case in &cases {
-        assert!(case.field.starts_with("spec."), "{}: field {}", case.file, case.field);
+        assert!(
+            case.field.starts_with("spec."),
+            "{}: field {}",
+            case.file,
+            case.field
+        );
     }
 }
 
 #[tokio::test]
 async fn invalid_examples_are_rejected_at_admission_naming_the_field() {
-    let Some(client) = support::client().await else { return };
+    let Some(client) = support::client().await else {
+        return;
+    };
     operator_common::install_crd(&client).await;
     let ns = support::namespace(&client, "admission").await;
     let api = dynamic_api(&client, ns.name());
@@ -84,9 +95,11 @@ async fn invalid_examples_are_rejected_at_admission_naming_the_field() {
         let result = match &case.update_of {
             Some(original) => {
                 let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(original);
-                let first: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap())
-                    .unwrap();
-                let created = create(&api, &first).await.expect("the original is accepted");
+                let first: Value =
+                    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+                let created = create(&api, &first)
+                    .await
+                    .expect("the original is accepted");
                 let mut update: DynamicObject = serde_json::from_value(case.body.clone()).unwrap();
                 update.metadata.resource_version = created.metadata.resource_version;
                 let name = update.metadata.name.clone().unwrap();
@@ -98,7 +111,9 @@ async fn invalid_examples_are_rejected_at_admission_naming_the_field() {
             Ok(_) => failures.push(format!("{}: accepted", case.file)),
             Err(kube::Error::Api(status)) => {
                 let text = status.message.clone();
-                if status.code != 422 || !text.contains(&case.field) || !text.contains(&case.message)
+                if status.code != 422
+                    || !text.contains(&case.field)
+                    || !text.contains(&case.message)
                 {
                     failures.push(format!(
                         "{}: expected 422 naming {} with {:?}, got {}: {text}",
@@ -114,12 +129,16 @@ async fn invalid_examples_are_rejected_at_admission_naming_the_field() {
 
 #[tokio::test]
 async fn minimal_example_is_accepted_with_its_defaults() {
-    let Some(client) = support::client().await else { return };
+    let Some(client) = support::client().await else {
+        return;
+    };
     operator_common::install_crd(&client).await;
     let ns = support::namespace(&client, "admission-ok").await;
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/minimal/migration.yaml");
     let body: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let created = create(&dynamic_api(&client, ns.name()), &body).await.expect("accepted");
+    let created = create(&dynamic_api(&client, ns.name()), &body)
+        .await
+        .expect("accepted");
     let spec = &created.data["spec"];
     assert_eq!(spec["agent"]["modelProvider"], "none");
     assert_eq!(spec["agent"]["maxRepairAttempts"], 3);

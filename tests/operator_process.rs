@@ -13,14 +13,16 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use operator_common::{
-    AGENT_IMAGE, Operator, create_migration, create_minimal_script, http_get, job_names,
-    migration, phase, wait_for,
+    AGENT_IMAGE, Operator, create_migration, create_minimal_script, http_get, job_names, migration,
+    phase, wait_for,
 };
 use serde_json::json;
 
 #[tokio::test]
 async fn probes_and_metrics_answer_and_sigterm_stops_the_controller_cleanly() {
-    let Some(client) = support::client().await else { return };
+    let Some(client) = support::client().await else {
+        return;
+    };
     operator_common::install_crd(&client).await;
     operator_common::register_agent_image();
     let ns = support::namespace(&client, "op-probes").await;
@@ -33,8 +35,16 @@ async fn probes_and_metrics_answer_and_sigterm_stops_the_controller_cleanly() {
     .await;
 
     create_minimal_script(&client, ns.name()).await;
-    create_migration(&client, ns.name(), migration("probed", AGENT_IMAGE, json!({}))).await;
-    wait_for(&client, ns.name(), "probed", "a step Job", 60, |m| !phase(m).is_empty()).await;
+    create_migration(
+        &client,
+        ns.name(),
+        migration("probed", AGENT_IMAGE, json!({})),
+    )
+    .await;
+    wait_for(&client, ns.name(), "probed", "a step Job", 60, |m| {
+        !phase(m).is_empty()
+    })
+    .await;
     let (code, body) = http_get(&addr, "/metrics").await;
     assert_eq!(code, 200);
     for metric in [
@@ -42,7 +52,10 @@ async fn probes_and_metrics_answer_and_sigterm_stops_the_controller_cleanly() {
         "datamigrate_reconcile_duration_seconds_bucket",
         "datamigrate_step_jobs_created_total{step=\"extract\"",
     ] {
-        assert!(body.contains(metric), "{metric} missing from /metrics:\n{body}");
+        assert!(
+            body.contains(metric),
+            "{metric} missing from /metrics:\n{body}"
+        );
     }
     support::wait_until("the phase gauge", Duration::from_secs(30), || async {
         let body = http_get(&addr, "/metrics").await.1;
@@ -50,14 +63,18 @@ async fn probes_and_metrics_answer_and_sigterm_stops_the_controller_cleanly() {
     })
     .await;
 
-    let status = op.terminate(Duration::from_secs(20)).expect("the controller exits on SIGTERM");
+    let status = op
+        .terminate(Duration::from_secs(20))
+        .expect("the controller exits on SIGTERM");
     assert!(status.success(), "exit status {status:?}");
     assert!(op.log_text().contains("Received SIGTERM, shutting down"));
 }
 
 #[tokio::test]
 async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() {
-    let Some(client) = support::client().await else { return };
+    let Some(client) = support::client().await else {
+        return;
+    };
     let _serial = operator_common::AGENT_RUNS.lock().await;
     operator_common::install_crd(&client).await;
     operator_common::register_agent_image();
@@ -66,7 +83,11 @@ async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() {
     let mut first = Operator::start(ns.name(), &["--leader-elect", &lease_ns]);
     let leases: Api<Lease> = Api::namespaced(client.clone(), ns.name());
     let holder = support::wait_until("a Lease holder", Duration::from_secs(30), || async {
-        let lease = leases.get_opt("datamigrate-operator-leader").await.ok().flatten()?;
+        let lease = leases
+            .get_opt("datamigrate-operator-leader")
+            .await
+            .ok()
+            .flatten()?;
         lease.spec?.holder_identity
     })
     .await;
@@ -79,19 +100,42 @@ async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() {
 
     create_minimal_script(&client, ns.name()).await;
     create_migration(&client, ns.name(), migration("led", AGENT_IMAGE, json!({}))).await;
-    wait_for(&client, ns.name(), "led", "the first step", 60, |m| !phase(m).is_empty()).await;
-    assert!(!standby.log_text().contains("Created step job"), "the standby reconciled");
+    wait_for(&client, ns.name(), "led", "the first step", 60, |m| {
+        !phase(m).is_empty()
+    })
+    .await;
+    assert!(
+        !standby.log_text().contains("Created step job"),
+        "the standby reconciled"
+    );
 
     first.kill();
-    support::wait_until("the standby to take over", Duration::from_secs(60), || async {
-        standby.log_text().contains("Acquired the leader Lease").then_some(())
-    })
+    support::wait_until(
+        "the standby to take over",
+        Duration::from_secs(60),
+        || async {
+            standby
+                .log_text()
+                .contains("Acquired the leader Lease")
+                .then_some(())
+        },
+    )
     .await;
-    wait_for(&client, ns.name(), "led", "Succeeded under the new leader", 420, |m| {
-        assert_ne!(phase(m), "Failed", "{:?}", m.status);
-        phase(m) == "Succeeded"
-    })
+    wait_for(
+        &client,
+        ns.name(),
+        "led",
+        "Succeeded under the new leader",
+        420,
+        |m| {
+            assert_ne!(phase(m), "Failed", "{:?}", m.status);
+            phase(m) == "Succeeded"
+        },
+    )
     .await;
-    assert_eq!(job_names(&client, ns.name()).await, ["led-extract-1", "led-migrate-1"]);
+    assert_eq!(
+        job_names(&client, ns.name()).await,
+        ["led-extract-1", "led-migrate-1"]
+    );
     standby.kill();
 }

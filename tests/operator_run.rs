@@ -55,15 +55,19 @@ async fn watch_to_success(client: &kube::Client, ns: &str, name: &str) -> (Vec<S
         if p == "Succeeded" {
             return (phases, saw_progress);
         }
-        assert!(started.elapsed() < Duration::from_secs(RUN_TIMEOUT), "timed out in {phases:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(RUN_TIMEOUT),
+            "timed out in {phases:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 #[tokio::test]
-async fn migration_runs_to_succeeded_with_steps_in_order_and_reconciling_again_creates_nothing()
-{
-    let Some(client) = support::client().await else { return };
+async fn migration_runs_to_succeeded_with_steps_in_order_and_reconciling_again_creates_nothing() {
+    let Some(client) = support::client().await else {
+        return;
+    };
     let _serial = operator_common::AGENT_RUNS.lock().await;
     operator_common::install_crd(&client).await;
     operator_common::register_agent_image();
@@ -72,19 +76,33 @@ async fn migration_runs_to_succeeded_with_steps_in_order_and_reconciling_again_c
     create_minimal_script(&client, ns.name()).await;
     output_claim(&client, ns.name()).await;
     let output = json!({"output": {"volume": {"claimName": "projects", "path": "minimal"}}});
-    create_migration(&client, ns.name(), migration("minimal", AGENT_IMAGE, output)).await;
+    create_migration(
+        &client,
+        ns.name(),
+        migration("minimal", AGENT_IMAGE, output),
+    )
+    .await;
 
     let (phases, saw_progress) = watch_to_success(&client, ns.name(), "minimal").await;
     let order = ["Extracting", "Generating", "Publishing", "Succeeded"];
-    let seen: Vec<&str> =
-        phases.iter().map(String::as_str).filter(|p| order.contains(p)).collect();
+    let seen: Vec<&str> = phases
+        .iter()
+        .map(String::as_str)
+        .filter(|p| order.contains(p))
+        .collect();
     let mut dedup = seen.clone();
     dedup.dedup();
-    assert!(dedup.windows(2).all(|w| {
-        order.iter().position(|p| *p == w[0]) < order.iter().position(|p| *p == w[1])
-    }), "phases out of order: {phases:?}");
+    assert!(
+        dedup.windows(2).all(|w| {
+            order.iter().position(|p| *p == w[0]) < order.iter().position(|p| *p == w[1])
+        }),
+        "phases out of order: {phases:?}"
+    );
     assert!(seen.contains(&"Generating") || phases.iter().any(|p| p == "Validating"));
-    assert!(saw_progress, "no progress counts seen before the end: {phases:?}");
+    assert!(
+        saw_progress,
+        "no progress counts seen before the end: {phases:?}"
+    );
 
     let mig = wait_for(&client, ns.name(), "minimal", "Ready", 30, |m| {
         condition(m, "Ready") == Some(("True".into(), "Succeeded".into()))
@@ -92,32 +110,82 @@ async fn migration_runs_to_succeeded_with_steps_in_order_and_reconciling_again_c
     .await;
     let status = mig.status.clone().unwrap();
     assert_eq!(status.observed_generation, mig.metadata.generation);
-    let steps: Vec<_> = status.steps.iter().map(|s| (s.name.as_str(), s.phase)).collect();
+    let steps: Vec<_> = status
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.phase))
+        .collect();
     assert_eq!(
         steps,
-        [("extract", StepPhase::Succeeded), ("migrate", StepPhase::Succeeded),
-         ("publish", StepPhase::Succeeded)]
+        [
+            ("extract", StepPhase::Succeeded),
+            ("migrate", StepPhase::Succeeded),
+            ("publish", StepPhase::Succeeded)
+        ]
     );
-    let starts: Vec<_> = status.steps.iter().map(|s| s.start_time.clone().unwrap().0).collect();
-    let ends: Vec<_> = status.steps.iter().map(|s| s.completion_time.clone().unwrap().0).collect();
-    assert!(ends[0] <= starts[1] && ends[1] <= starts[2], "steps overlapped: {starts:?} {ends:?}");
+    let starts: Vec<_> = status
+        .steps
+        .iter()
+        .map(|s| s.start_time.clone().unwrap().0)
+        .collect();
+    let ends: Vec<_> = status
+        .steps
+        .iter()
+        .map(|s| s.completion_time.clone().unwrap().0)
+        .collect();
+    assert!(
+        ends[0] <= starts[1] && ends[1] <= starts[2],
+        "steps overlapped: {starts:?} {ends:?}"
+    );
     let progress = status.progress.clone().unwrap();
-    assert_eq!(progress.summary, format!("{}/{}", progress.completed, progress.total));
-    assert!(status.objects.as_ref().is_some_and(|o| o.verified + o.flagged >= 2), "{status:?}");
-    assert_eq!(status.output.as_ref().unwrap().location, "pvc://projects/minimal");
+    assert_eq!(
+        progress.summary,
+        format!("{}/{}", progress.completed, progress.total)
+    );
+    assert!(
+        status
+            .objects
+            .as_ref()
+            .is_some_and(|o| o.verified + o.flagged >= 2),
+        "{status:?}"
+    );
+    assert_eq!(
+        status.output.as_ref().unwrap().location,
+        "pvc://projects/minimal"
+    );
     assert!(status.start_time.is_some() && status.completion_time.is_some());
-    let every_condition_current = status.conditions.iter().all(|c| c.observed_generation == mig.metadata.generation);
+    let every_condition_current = status
+        .conditions
+        .iter()
+        .all(|c| c.observed_generation == mig.metadata.generation);
     assert!(every_condition_current, "{:?}", status.conditions);
     let jobs = job_names(&client, ns.name()).await;
-    assert_eq!(jobs, ["minimal-extract-1", "minimal-migrate-1", "minimal-publish-1"]);
+    assert_eq!(
+        jobs,
+        [
+            "minimal-extract-1",
+            "minimal-migrate-1",
+            "minimal-publish-1"
+        ]
+    );
 
     // Reconciling again (the annotation forces one) creates nothing and changes no step.
     let at = "2026-12-03T12:00:00Z";
     let patch = json!({"metadata": {"annotations": {"datamigrate.ai/reconcile-requested-at": at}}});
     patch_migration(&client, ns.name(), "minimal", patch).await;
-    let again = wait_for(&client, ns.name(), "minimal", "the annotation echo", 30, |m| {
-        m.status.as_ref().and_then(|s| s.last_handled_reconcile_at.as_deref()) == Some(at)
-    })
+    let again = wait_for(
+        &client,
+        ns.name(),
+        "minimal",
+        "the annotation echo",
+        30,
+        |m| {
+            m.status
+                .as_ref()
+                .and_then(|s| s.last_handled_reconcile_at.as_deref())
+                == Some(at)
+        },
+    )
     .await;
     assert_eq!(phase(&again), "Succeeded");
     assert_eq!(again.status.unwrap().steps, status.steps);
@@ -127,18 +195,30 @@ async fn migration_runs_to_succeeded_with_steps_in_order_and_reconciling_again_c
 
 #[tokio::test]
 async fn controller_killed_mid_step_finishes_the_run_without_a_duplicate_job() {
-    let Some(client) = support::client().await else { return };
+    let Some(client) = support::client().await else {
+        return;
+    };
     let _serial = operator_common::AGENT_RUNS.lock().await;
     operator_common::install_crd(&client).await;
     operator_common::register_agent_image();
     let ns = support::namespace(&client, "op-crash").await;
     let mut op = Operator::start(ns.name(), &[]);
     create_minimal_script(&client, ns.name()).await;
-    create_migration(&client, ns.name(), migration("crash", AGENT_IMAGE, json!({}))).await;
+    create_migration(
+        &client,
+        ns.name(),
+        migration("crash", AGENT_IMAGE, json!({})),
+    )
+    .await;
 
-    wait_for(&client, ns.name(), "crash", "the migrate step to run", RUN_TIMEOUT, |m| {
-        matches!(phase(m).as_str(), "Generating" | "Validating")
-    })
+    wait_for(
+        &client,
+        ns.name(),
+        "crash",
+        "the migrate step to run",
+        RUN_TIMEOUT,
+        |m| matches!(phase(m).as_str(), "Generating" | "Validating"),
+    )
     .await;
     op.kill();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -149,22 +229,40 @@ async fn controller_killed_mid_step_finishes_the_run_without_a_duplicate_job() {
         phase(m) == "Succeeded"
     })
     .await;
-    assert_eq!(job_names(&client, ns.name()).await, ["crash-extract-1", "crash-migrate-1"]);
-    let attempts: Vec<i32> = done.status.unwrap().steps.iter().map(|s| s.attempts).collect();
+    assert_eq!(
+        job_names(&client, ns.name()).await,
+        ["crash-extract-1", "crash-migrate-1"]
+    );
+    let attempts: Vec<i32> = done
+        .status
+        .unwrap()
+        .steps
+        .iter()
+        .map(|s| s.attempts)
+        .collect();
     assert_eq!(attempts, [1, 1]);
 }
 
 #[tokio::test]
 async fn deleting_a_migration_removes_its_jobs_workspace_and_rbac() {
-    let Some(client) = support::client().await else { return };
+    let Some(client) = support::client().await else {
+        return;
+    };
     operator_common::install_crd(&client).await;
     operator_common::register_agent_image();
     let ns = support::namespace(&client, "op-delete").await;
     let _op = Operator::start(ns.name(), &[]);
     create_minimal_script(&client, ns.name()).await;
-    create_migration(&client, ns.name(), migration("gone", AGENT_IMAGE, json!({}))).await;
+    create_migration(
+        &client,
+        ns.name(),
+        migration("gone", AGENT_IMAGE, json!({})),
+    )
+    .await;
     wait_for(&client, ns.name(), "gone", "a step Job", 60, |m| {
-        m.status.as_ref().is_some_and(|s| s.steps.iter().any(|st| st.job_name.is_some()))
+        m.status
+            .as_ref()
+            .is_some_and(|s| s.steps.iter().any(|st| st.job_name.is_some()))
     })
     .await;
     let n = ns.name();
@@ -178,27 +276,62 @@ async fn deleting_a_migration_removes_its_jobs_workspace_and_rbac() {
     assert!(sas.get_opt("gone-agent").await.unwrap().is_some());
     let role = roles.get("gone-agent").await.unwrap();
     let rule = &role.rules.unwrap()[0];
-    assert_eq!(rule.resource_names.as_deref(), Some(&["gone-progress".to_string()][..]));
+    assert_eq!(
+        rule.resource_names.as_deref(),
+        Some(&["gone-progress".to_string()][..])
+    );
     assert!(bindings.get_opt("gone-agent").await.unwrap().is_some());
 
     let migs: Api<Migration> = Api::namespaced(client.clone(), n);
-    migs.delete("gone", &DeleteParams::background()).await.expect("delete migration");
+    migs.delete("gone", &DeleteParams::background())
+        .await
+        .expect("delete migration");
     // The garbage collector re-reads discovery every 30 s; allow for a late start.
-    support::wait_until("owned objects to be collected", Duration::from_secs(120), || async {
-        let left: BTreeSet<&str> = [
-            (!job_names(&client, n).await.is_empty()).then_some("jobs"),
-            pvcs.get_opt("gone-workspace").await.ok().flatten().filter(|p| p.metadata.deletion_timestamp.is_none()).map(|_| "pvc"),
-            cms.get_opt("gone-progress").await.ok().flatten().map(|_| "configmap"),
-            sas.get_opt("gone-agent").await.ok().flatten().map(|_| "serviceaccount"),
-            roles.get_opt("gone-agent").await.ok().flatten().map(|_| "role"),
-            bindings.get_opt("gone-agent").await.ok().flatten().map(|_| "rolebinding"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        left.is_empty().then_some(())
-    })
+    support::wait_until(
+        "owned objects to be collected",
+        Duration::from_secs(120),
+        || async {
+            let left: BTreeSet<&str> = [
+                (!job_names(&client, n).await.is_empty()).then_some("jobs"),
+                pvcs.get_opt("gone-workspace")
+                    .await
+                    .ok()
+                    .flatten()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none())
+                    .map(|_| "pvc"),
+                cms.get_opt("gone-progress")
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|_| "configmap"),
+                sas.get_opt("gone-agent")
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|_| "serviceaccount"),
+                roles
+                    .get_opt("gone-agent")
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|_| "role"),
+                bindings
+                    .get_opt("gone-agent")
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|_| "rolebinding"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            left.is_empty().then_some(())
+        },
+    )
     .await;
-    assert!(cms.get_opt("minimal-script").await.unwrap().is_some(), "the source was touched");
+    assert!(
+        cms.get_opt("minimal-script").await.unwrap().is_some(),
+        "the source was touched"
+    );
     let _ = MigrationPhase::Succeeded;
 }

@@ -37,16 +37,26 @@ pub const MINIMAL_SCRIPT: &str = include_str!("../../examples/minimal/configmap.
 pub async fn install_crd(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let params = PatchParams::apply("datamigrate-tests").force();
-    api.patch("migrations.datamigrate.ai", &params, &Patch::Apply(Migration::crd()))
-        .await
-        .expect("apply the Migration CRD");
-    support::wait_until("the CRD to be established", Duration::from_secs(30), || async {
-        let crd = api.get("migrations.datamigrate.ai").await.ok()?;
-        let established = crd.status?.conditions?.iter().any(|c| {
-            c.type_ == "Established" && c.status == "True"
-        });
-        established.then_some(())
-    })
+    api.patch(
+        "migrations.datamigrate.ai",
+        &params,
+        &Patch::Apply(Migration::crd()),
+    )
+    .await
+    .expect("apply the Migration CRD");
+    support::wait_until(
+        "the CRD to be established",
+        Duration::from_secs(30),
+        || async {
+            let crd = api.get("migrations.datamigrate.ai").await.ok()?;
+            let established = crd
+                .status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            established.then_some(())
+        },
+    )
     .await;
 }
 
@@ -59,7 +69,12 @@ fn venv() -> PathBuf {
         .output()
         .expect("run scripts/setup-agent");
     let text = String::from_utf8_lossy(&out.stdout);
-    PathBuf::from(text.lines().last().expect("setup-agent prints the venv").trim())
+    PathBuf::from(
+        text.lines()
+            .last()
+            .expect("setup-agent prints the venv")
+            .trim(),
+    )
 }
 
 /// Makes the pod runner run [`AGENT_IMAGE`] from the agent's venv (idempotent).
@@ -67,7 +82,10 @@ pub fn register_agent_image() {
     let images = support::runner_dir().join("images");
     let repo = AGENT_IMAGE.split(':').next().unwrap_or(AGENT_IMAGE);
     let existing = std::fs::read_to_string(&images).unwrap_or_default();
-    if existing.lines().any(|l| l.trim().starts_with(&format!("{repo}="))) {
+    if existing
+        .lines()
+        .any(|l| l.trim().starts_with(&format!("{repo}=")))
+    {
         return;
     }
     let line = format!("{repo}={}\n", venv().join("bin").display());
@@ -76,7 +94,8 @@ pub fn register_agent_image() {
         .append(true)
         .open(&images)
         .expect("open the pod runner's image table");
-    file.write_all(line.as_bytes()).expect("append to the image table");
+    file.write_all(line.as_bytes())
+        .expect("append to the image table");
 }
 
 /// A `datamigrate controller` process watching one namespace; killed when dropped.
@@ -99,9 +118,17 @@ impl Operator {
         let dir = std::env::temp_dir().join(format!("datamigrate-op-{namespace}-{tag}"));
         std::fs::create_dir_all(&dir).expect("operator test folder");
         let defaults = dir.join("work-pod-defaults.yaml");
-        std::fs::write(&defaults, "backoffLimit: 0\nttlSecondsAfterFinished: 3600\n")
-            .expect("write work pod defaults");
-        let mut op = Self { child: None, log: dir.join("controller.log"), namespace: namespace.into(), dir };
+        std::fs::write(
+            &defaults,
+            "backoffLimit: 0\nttlSecondsAfterFinished: 3600\n",
+        )
+        .expect("write work pod defaults");
+        let mut op = Self {
+            child: None,
+            log: dir.join("controller.log"),
+            namespace: namespace.into(),
+            dir,
+        };
         op.spawn(&defaults, extra);
         op
     }
@@ -157,7 +184,9 @@ impl Operator {
     /// Sends SIGTERM and waits up to `timeout` for the exit status.
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let child = self.child.as_mut()?;
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let start = std::time::Instant::now();
         while start.elapsed() < timeout {
             if let Ok(Some(status)) = child.try_wait() {
@@ -171,12 +200,20 @@ impl Operator {
 
     /// The address the probes and metrics server bound (read from the log).
     pub async fn probe_addr(&self) -> String {
-        support::wait_until("the probe server address", Duration::from_secs(30), || async {
-            self.log_text()
-                .lines()
-                .filter(|l| l.contains("Serving probes and metrics"))
-                .find_map(|l| serde_json::from_str::<Value>(l).ok()?["addr"].as_str().map(String::from))
-        })
+        support::wait_until(
+            "the probe server address",
+            Duration::from_secs(30),
+            || async {
+                self.log_text()
+                    .lines()
+                    .filter(|l| l.contains("Serving probes and metrics"))
+                    .find_map(|l| {
+                        serde_json::from_str::<Value>(l).ok()?["addr"]
+                            .as_str()
+                            .map(String::from)
+                    })
+            },
+        )
         .await
     }
 
@@ -190,7 +227,13 @@ impl Drop for Operator {
     fn drop(&mut self) {
         self.kill();
         if std::thread::panicking() {
-            let tail: String = self.log_text().lines().rev().take(40).collect::<Vec<_>>().join("\n");
+            let tail: String = self
+                .log_text()
+                .lines()
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .join("\n");
             eprintln!("controller log (last lines, newest first):\n{tail}");
         }
     }
@@ -199,13 +242,28 @@ impl Drop for Operator {
 /// `GET path` on `addr` over plain HTTP/1.0: (status code, body).
 pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to the probe server");
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the probe server");
     let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send request");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send request");
     let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read response");
-    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("read response");
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (code, body)
 }
 
@@ -226,7 +284,9 @@ pub async fn create_script(client: &Client, ns: &str, name: &str, key: &str, tex
 
 async fn create_configmap(client: &Client, ns: &str, cm: ConfigMap) {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    api.create(&PostParams::default(), &cm).await.expect("create configmap");
+    api.create(&PostParams::default(), &cm)
+        .await
+        .expect("create configmap");
 }
 
 /// The minimal example's spec with `image` as the agent image, merged with `extra`.
@@ -257,17 +317,28 @@ fn merge(base: &mut Value, extra: Value) {
 pub async fn create_migration(client: &Client, ns: &str, body: Value) -> Migration {
     let api: Api<Migration> = Api::namespaced(client.clone(), ns);
     let mig: Migration = serde_json::from_value(body).expect("migration body");
-    api.create(&PostParams::default(), &mig).await.expect("create migration")
+    api.create(&PostParams::default(), &mig)
+        .await
+        .expect("create migration")
 }
 
 /// Merge-patches a Migration's spec or metadata.
 pub async fn patch_migration(client: &Client, ns: &str, name: &str, patch: Value) {
     let api: Api<Migration> = Api::namespaced(client.clone(), ns);
-    api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await.expect("patch migration");
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .expect("patch migration");
 }
 
 /// Waits until `check` holds for the Migration, returning it.
-pub async fn wait_for<F>(client: &Client, ns: &str, name: &str, what: &str, secs: u64, check: F) -> Migration
+pub async fn wait_for<F>(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    what: &str,
+    secs: u64,
+    check: F,
+) -> Migration
 where
     F: Fn(&Migration) -> bool,
 {
@@ -285,12 +356,21 @@ where
 
 /// The Migration's phase as a string ("" when unset).
 pub fn phase(mig: &Migration) -> String {
-    mig.status.as_ref().and_then(|s| s.phase).map(|p| p.as_str().to_string()).unwrap_or_default()
+    mig.status
+        .as_ref()
+        .and_then(|s| s.phase)
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default()
 }
 
 /// A condition's (status, reason), if set.
 pub fn condition(mig: &Migration, type_: &str) -> Option<(String, String)> {
-    let c = mig.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)?;
+    let c = mig
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)?;
     Some((c.status.clone(), c.reason.clone()))
 }
 
@@ -298,8 +378,14 @@ pub fn condition(mig: &Migration, type_: &str) -> Option<(String, String)> {
 pub async fn job_names(client: &Client, ns: &str) -> Vec<String> {
     let api: Api<Job> = Api::namespaced(client.clone(), ns);
     let params = ListParams::default().labels("app.kubernetes.io/managed-by=datamigrate-operator");
-    let mut names: Vec<String> =
-        api.list(&params).await.expect("list jobs").items.iter().map(ResourceExt::name_any).collect();
+    let mut names: Vec<String> = api
+        .list(&params)
+        .await
+        .expect("list jobs")
+        .items
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
     names.sort();
     names
 }
@@ -312,15 +398,26 @@ pub async fn events(client: &Client, ns: &str) -> Vec<(String, String, String)> 
         .expect("list events")
         .items
         .into_iter()
-        .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
 /// Everything about `ns` as JSON text: for the no-secret-values checks.
 pub async fn dump_events_json(client: &Client, ns: &str) -> String {
     let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
-    serde_json::to_string(&api.list(&ListParams::default()).await.expect("list events").items)
-        .expect("events json")
+    serde_json::to_string(
+        &api.list(&ListParams::default())
+            .await
+            .expect("list events")
+            .items,
+    )
+    .expect("events json")
 }
 
 /// Writes `text` to a file in the temp folder (for debugging failed runs).
