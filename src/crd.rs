@@ -707,9 +707,13 @@ pub enum StepPhase {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectsSummary {
-    /// Objects proven equal to the source.
+    /// Objects proven equal to the source (row counts and column checksums).
     pub verified: i64,
-    /// Objects generated with a caveat.
+    /// Objects whose models build and pass their tests, with nothing to compare their rows
+    /// against (an empty source table, or a view of a script source).
+    #[serde(default)]
+    pub verified_by_build: i64,
+    /// Objects that need a person; each entry's reason says why.
     pub flagged: i64,
     /// Objects that could not be migrated.
     pub failed: i64,

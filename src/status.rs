@@ -218,7 +218,7 @@ pub fn fold_progress(report: &ProgressReport) -> Progress {
 #[must_use]
 pub fn fold_summary(report: &SummaryReport) -> ObjectsSummary {
     let count = |k: &str| report.counts.get(k).copied().unwrap_or(0);
-    let known = count("verified") + count("failed");
+    let known = count("verified") + count("verified-by-build") + count("failed");
     let all: i64 = report.counts.values().sum();
     let items = report
         .objects
@@ -233,6 +233,7 @@ pub fn fold_summary(report: &SummaryReport) -> ObjectsSummary {
         .collect();
     ObjectsSummary {
         verified: count("verified"),
+        verified_by_build: count("verified-by-build"),
         flagged: all - known,
         failed: count("failed"),
         items,
@@ -247,6 +248,27 @@ struct Verdict {
     stalled: bool,
     reason: &'static str,
     message: String,
+}
+
+/// "Every step succeeded", with the per-object counts when the agent reported them, so a
+/// flagged object is visible from `kubectl get -o wide` and `kubectl wait` output alike.
+#[must_use]
+pub fn done_message(summary: Option<&SummaryReport>) -> String {
+    let Some(summary) = summary else {
+        return "Every step succeeded".into();
+    };
+    let s = fold_summary(summary);
+    let mut text = format!(
+        "Every step succeeded: {} verified, {} verified by build, {} flagged",
+        s.verified, s.verified_by_build, s.flagged
+    );
+    if s.failed > 0 {
+        text.push_str(&format!(", {} failed", s.failed));
+    }
+    if s.flagged + s.failed > 0 {
+        text.push_str(" (see the report)");
+    }
+    text
 }
 
 fn verdict(mig: &Migration, obs: &Observation) -> Verdict {
@@ -266,7 +288,7 @@ fn verdict(mig: &Migration, obs: &Observation) -> Verdict {
             false,
             false,
             reason::SUCCEEDED,
-            "Every step succeeded".into(),
+            done_message(obs.summary.as_ref()),
         ),
         RunState::Stalled { job, cause } => {
             let (reason, what) = match cause {
@@ -407,7 +429,11 @@ fn output_status(
         // A volume's path inside the pod (`/output/...`) means nothing outside it: name the
         // claim instead. A git location is the remote's, valid everywhere.
         let is_volume = mig.spec.output.as_ref().is_some_and(|o| o.volume.is_some());
-        let location = if is_volume { default_location(mig) } else { truncate(&report.location, 1024) };
+        let location = if is_volume {
+            default_location(mig)
+        } else {
+            truncate(&report.location, 1024)
+        };
         return Some(OutputStatus {
             location,
             commit: report.commit.as_deref().map(|c| truncate(c, 64)),

@@ -131,12 +131,16 @@ fn summary_is_bounded_and_counts_unknown_statuses_as_flagged() {
         .map(|i| serde_json::json!({"object": format!("dbo.t{i}"), "kind": "table", "status": "verified"}))
         .collect();
     let report: SummaryReport = serde_json::from_value(serde_json::json!({
-        "total": 83, "counts": {"verified": 80, "flagged": 1, "failed": 1, "verified-by-build": 1},
+        "total": 84,
+        "counts": {"verified": 80, "flagged": 1, "failed": 1, "verified-by-build": 1, "odd": 1},
         "objects": objects,
     }))
     .unwrap();
     let s = fold_summary(&report);
-    assert_eq!((s.verified, s.flagged, s.failed), (80, 2, 1));
+    assert_eq!(
+        (s.verified, s.verified_by_build, s.flagged, s.failed),
+        (80, 1, 2, 1)
+    );
     assert_eq!(s.items.len(), MAX_STATUS_OBJECTS);
 }
 
@@ -341,4 +345,23 @@ fn transitions_are_reported_only_when_phase_or_ready_reason_moves() {
     let (reason, _) = transition(&running, &done).unwrap();
     assert_eq!(reason, reason::SUCCEEDED);
     assert!(transition(&MigrationStatus::default(), &running).is_some());
+}
+
+#[test]
+fn ready_message_counts_the_objects_and_points_at_the_report_when_some_are_flagged() {
+    let report: SummaryReport = serde_json::from_value(serde_json::json!({
+        "counts": {"verified": 11, "verified-by-build": 23, "flagged": 2},
+    }))
+    .unwrap();
+    assert_eq!(
+        done_message(Some(&report)),
+        "Every step succeeded: 11 verified, 23 verified by build, 2 flagged (see the report)"
+    );
+    let clean: SummaryReport =
+        serde_json::from_value(serde_json::json!({"counts": {"verified": 3}})).unwrap();
+    assert_eq!(
+        done_message(Some(&clean)),
+        "Every step succeeded: 3 verified, 0 verified by build, 0 flagged"
+    );
+    assert_eq!(done_message(None), "Every step succeeded");
 }

@@ -8,9 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::Event;
 use super::process::Outcome;
 use crate::crd::{Migration, MigrationPhase, MigrationStatus, OutputStatus, StepPhase, StepStatus};
-use crate::status::{
-    PublishReport, condition, condition_type, fold_progress, fold_summary, reason,
-};
+use crate::status::condition_type::{READY, RECONCILING, STALLED};
+use crate::status::{PublishReport, condition, done_message, fold_progress, fold_summary, reason};
 use crate::steps::Step;
 
 /// Exit status of a step failed on bad input (see docs/architecture.md).
@@ -119,36 +118,25 @@ impl RunRecord {
         let generation = mig.metadata.generation.or(Some(1));
         let now = self.end.clone().unwrap_or_else(|| self.start.clone());
         let (phase, conditions, message) = match &self.failure {
-            None => (
-                MigrationPhase::Succeeded,
-                vec![
-                    condition(
-                        condition_type::READY,
-                        true,
-                        reason::SUCCEEDED,
-                        "",
-                        generation,
-                        &now,
-                    ),
-                    condition(
-                        condition_type::RECONCILING,
-                        false,
-                        reason::SUCCEEDED,
-                        "",
-                        generation,
-                        &now,
-                    ),
-                    condition(
-                        condition_type::STALLED,
-                        false,
-                        reason::SUCCEEDED,
-                        "",
-                        generation,
-                        &now,
-                    ),
-                ],
-                None,
-            ),
+            None => {
+                let text = done_message(self.summary.as_ref());
+                (
+                    MigrationPhase::Succeeded,
+                    vec![
+                        condition(READY, true, reason::SUCCEEDED, &text, generation, &now),
+                        condition(
+                            RECONCILING,
+                            false,
+                            reason::SUCCEEDED,
+                            &text,
+                            generation,
+                            &now,
+                        ),
+                        condition(STALLED, false, reason::SUCCEEDED, "", generation, &now),
+                    ],
+                    Some(text),
+                )
+            }
             Some((step, permanent, why)) => {
                 let text = format!("step {} failed: {why}", step.as_str());
                 let r = if *permanent {
@@ -159,16 +147,9 @@ impl RunRecord {
                 (
                     MigrationPhase::Failed,
                     vec![
-                        condition(condition_type::READY, false, r, &text, generation, &now),
-                        condition(
-                            condition_type::RECONCILING,
-                            false,
-                            r,
-                            &text,
-                            generation,
-                            &now,
-                        ),
-                        condition(condition_type::STALLED, true, r, &text, generation, &now),
+                        condition(READY, false, r, &text, generation, &now),
+                        condition(RECONCILING, false, r, &text, generation, &now),
+                        condition(STALLED, true, r, &text, generation, &now),
                     ],
                     Some(text),
                 )
@@ -249,7 +230,10 @@ fn result_rows(workspace: &Path) -> Option<Vec<[String; 4]>> {
 }
 
 fn kind_rank(kind: &str) -> usize {
-    ["table", "view", "procedure", "function"].iter().position(|k| *k == kind).unwrap_or(4)
+    ["table", "view", "procedure", "function"]
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(4)
 }
 
 fn print_table(rows: &[[String; 4]]) {
