@@ -128,7 +128,10 @@ fn progress_folds_into_counts_and_n_of_m() {
 #[test]
 fn summary_is_bounded_and_counts_unknown_statuses_as_flagged() {
     let objects: Vec<_> = (0..80)
-        .map(|i| serde_json::json!({"object": format!("dbo.t{i}"), "kind": "table", "status": "verified"}))
+        .map(|i| {
+            let object = format!("dbo.t{i}");
+            serde_json::json!({"object": object, "kind": "table", "status": "verified"})
+        })
         .collect();
     let report: SummaryReport = serde_json::from_value(serde_json::json!({
         "total": 84,
