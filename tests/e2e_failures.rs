@@ -130,7 +130,7 @@ async fn killing_the_controller_during_migrate_and_restarting_it_makes_no_duplic
     let progress = status.progress.clone().expect("progress");
     assert_eq!(progress.total, NORTHWIND_OBJECTS, "{progress:?}");
     let objects = status.objects.clone().expect("objects summary");
-    let accounted = objects.verified + objects.flagged + objects.failed;
+    let accounted = objects.verified + objects.verified_by_build + objects.flagged + objects.failed;
     assert_eq!(
         accounted, NORTHWIND_OBJECTS,
         "every object has a result: {objects:?}"
@@ -209,7 +209,7 @@ async fn an_agent_process_killed_during_migrate_is_retried_and_the_step_succeeds
     assert_eq!(step.phase, StepPhase::Succeeded);
     let objects = status.objects.expect("objects summary");
     assert_eq!(
-        objects.verified + objects.flagged + objects.failed,
+        objects.verified + objects.verified_by_build + objects.flagged + objects.failed,
         NORTHWIND_OBJECTS
     );
     assert_eq!(objects.verified, NORTHWIND_VERIFIED, "{objects:?}");

@@ -146,7 +146,7 @@ async fn migration_runs_to_succeeded_with_steps_in_order_and_reconciling_again_c
         status
             .objects
             .as_ref()
-            .is_some_and(|o| o.verified + o.flagged >= 2),
+            .is_some_and(|o| o.verified + o.verified_by_build + o.flagged >= 2),
         "{status:?}"
     );
     assert_eq!(
