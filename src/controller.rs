@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
@@ -497,15 +497,16 @@ async fn create_job(
                 "Created Job {name} for step {} (attempt {attempt})",
                 step.as_str()
             );
-            publish(
-                mig,
-                ctx,
-                EventType::Normal,
-                reason::STEP_RUNNING,
-                "CreateJob",
-                note,
-            )
-            .await;
+            // The Job as the related object keeps each step's Event apart: the recorder folds
+            // Events with the same type, reason, action and objects into one series.
+            let event = Event {
+                type_: EventType::Normal,
+                reason: reason::STEP_RUNNING.into(),
+                note: Some(note),
+                action: "CreateJob".into(),
+                secondary: Some(job_reference(mig, &name)),
+            };
+            publish_event(mig, ctx, &event).await;
         }
         Err(kube::Error::Api(s)) if s.code == 409 => debug!(job = %name, "Job already exists"),
         Err(source) => return Err(Error::CreateJob { name, source }),
@@ -637,7 +638,21 @@ async fn publish(
         action: action.into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &mig.object_ref(&())).await {
+    publish_event(mig, ctx, &event).await;
+}
+
+fn job_reference(mig: &Migration, name: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("batch/v1".into()),
+        kind: Some("Job".into()),
+        name: Some(name.into()),
+        namespace: mig.metadata.namespace.clone(),
+        ..ObjectReference::default()
+    }
+}
+
+async fn publish_event(mig: &Migration, ctx: &Context, event: &Event) {
+    if let Err(e) = ctx.recorder.publish(event, &mig.object_ref(&())).await {
         warn!(
             error = &e as &dyn std::error::Error,
             "Failed to publish event"
