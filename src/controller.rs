@@ -6,6 +6,7 @@
 //! (see `observe.rs`), never watched.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,8 +18,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, Store, reflector};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use rand::Rng;
 use tracing::{debug, info, instrument, warn};
@@ -202,12 +203,33 @@ fn controller_for(client: &Client, namespace: Option<&str>) -> Controller<Migrat
             Api::all(client.clone()),
         ),
     };
+    let (reader, writer) = reflector::store();
+    // The cache keeps Migrations without their managed fields (they are most of an object's
+    // size and never read); the operator's own status writes trigger no new reconcile.
+    let triggers = reflector(
+        writer,
+        watcher(migs, watcher::Config::default().any_semantic())
+            .modify(|m| m.managed_fields_mut().clear()),
+    )
+    .applied_objects()
+    .predicate_filter(wants_reconcile, PredicateConfig::default());
     let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
     // `owns` watches metadata only (kube 5 uses a metadata watcher), so Job specs and progress
     // payloads are never cached.
-    Controller::new(migs, watcher::Config::default().any_semantic())
+    Controller::for_stream(triggers, reader)
         .owns(jobs, managed.clone())
         .owns(cms, managed)
+}
+
+/// What a change must touch to need a reconcile: the spec (generation), the reconcile-request
+/// annotation, or the deletion mark. Status and managed-field updates, most of them the
+/// operator's own, hash the same and are dropped; owned Jobs and ConfigMaps trigger on their own.
+fn wants_reconcile(mig: &Migration) -> Option<u64> {
+    let mut hasher = std::hash::DefaultHasher::new();
+    mig.metadata.generation.hash(&mut hasher);
+    status::requested_reconcile(mig).hash(&mut hasher);
+    mig.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 async fn log_result<E: std::error::Error + 'static>(
@@ -264,8 +286,20 @@ pub async fn reconcile(mig: Arc<Migration>, ctx: Arc<Context>) -> Result<Action>
 
 async fn reconcile_steps(mig: &Migration, ctx: &Context) -> Result<Action> {
     let now = now();
-    // Observe the step Jobs and decide the next move
-    let mut jobs = observe::observe_jobs(&ctx.client, mig).await?;
+    // Observe in one round trip: the step Jobs, the Secrets, the script ConfigMap while extract
+    // may still start, the agent's reports once a step has run; and, for a Migration that has
+    // not started, its owned objects, so that its first Job is the next write
+    let fresh = has_not_started(mig);
+    let want_script = !step_succeeded(mig, Step::Extract);
+    let (mut jobs, secrets, script, reports, owned_ready) = futures::try_join!(
+        observe::observe_jobs(&ctx.client, mig),
+        observe::check_secrets(&ctx.client, mig),
+        when(want_script, observe::check_script(&ctx.client, mig)),
+        when(!fresh, observe::read_reports(&ctx.client, mig)),
+        when(fresh && !mig.spec.suspend, ensure_owned(mig, ctx)),
+    )?;
+
+    // Decide the next move
     let retry = status::retry_requested(mig);
     let mut run = crate::plan::next_move(
         &steps_for(mig),
@@ -275,8 +309,6 @@ async fn reconcile_steps(mig: &Migration, ctx: &Context) -> Result<Action> {
         &ctx.config.retry,
         &now,
     );
-
-    // Check the referenced Secrets (and the script ConfigMap before extract starts)
     let before_extract = matches!(
         run,
         RunState::Create {
@@ -284,21 +316,55 @@ async fn reconcile_steps(mig: &Migration, ctx: &Context) -> Result<Action> {
             ..
         }
     );
-    let inputs = observe::check_inputs(&ctx.client, mig, before_extract).await?;
+    let script = match (before_extract, want_script) {
+        (false, _) => None,
+        (true, true) => script.flatten(),
+        (true, false) => observe::check_script(&ctx.client, mig).await?,
+    };
+    let inputs = match (secrets, script) {
+        (InputsCheck::Found { .. }, Some(problem)) => problem,
+        (secrets, _) => secrets,
+    };
 
     // Explain a failed step with its pod's termination message
     explain_failure(mig, ctx, &mut run, &mut jobs).await?;
 
     // Ensure owned objects and create the next Job, or suspend/resume the running one
-    act(mig, ctx, &mut run, &mut jobs, &inputs).await?;
+    let owned_ready = owned_ready.is_some();
+    let events = act(mig, ctx, &mut run, &mut jobs, &inputs, owned_ready).await?;
 
-    // Fold the agent's reports and write the status
-    let reports = observe::read_reports(&ctx.client, mig).await?;
-    let obs = observation(jobs, reports, inputs, run);
+    // Write the status, then the Events of this reconcile
+    let obs = observation(jobs, reports.unwrap_or_default(), inputs, run);
     write_status(mig, ctx, &status::desired_status(mig, &obs, &now)).await?;
+    for event in &events {
+        publish_event(mig, ctx, event).await;
+    }
 
     // Requeue according to the run state
     next_action(mig, &obs)
+}
+
+/// Runs `fut` only when `wanted`.
+async fn when<T>(wanted: bool, fut: impl Future<Output = Result<T>>) -> Result<Option<T>> {
+    if wanted {
+        fut.await.map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// No step of the current status has a Job yet: the Migration is new (or its status was lost).
+fn has_not_started(mig: &Migration) -> bool {
+    mig.status
+        .as_ref()
+        .is_none_or(|s| s.steps.iter().all(|step| step.job_name.is_none()))
+}
+
+fn step_succeeded(mig: &Migration, step: Step) -> bool {
+    mig.status
+        .iter()
+        .flat_map(|s| &s.steps)
+        .any(|s| s.name == step.as_str() && s.phase == StepPhase::Succeeded)
 }
 
 fn observation(
@@ -317,45 +383,41 @@ fn observation(
     }
 }
 
+/// Creates or updates the workspace PVC, the progress ConfigMap and the agent's RBAC, all in
+/// one round trip.
 #[instrument(skip_all)]
 async fn ensure_owned(mig: &Migration, ctx: &Context) -> Result<()> {
-    let ns = observe::namespace(mig);
-    let client = &ctx.client;
+    let (client, ns) = (&ctx.client, &observe::namespace(mig));
     let pvc = owned::workspace_pvc(mig, &ctx.config.workspace)?;
-    create_if_missing(
-        Api::namespaced(client.clone(), &ns),
-        &pvc,
-        "PersistentVolumeClaim",
-    )
-    .await?;
-    apply(
-        Api::namespaced(client.clone(), &ns),
-        &owned::progress_configmap(mig)?,
-        "ConfigMap",
-    )
-    .await?;
-    let sa = owned::agent_service_account(mig)?;
-    apply(Api::namespaced(client.clone(), &ns), &sa, "ServiceAccount").await?;
-    apply(
-        Api::namespaced(client.clone(), &ns),
-        &owned::progress_role(mig)?,
-        "Role",
-    )
-    .await?;
-    let binding = owned::progress_role_binding(mig)?;
-    apply(
-        Api::namespaced(client.clone(), &ns),
-        &binding,
-        "RoleBinding",
-    )
-    .await
+    let (cm, sa) = (
+        owned::progress_configmap(mig)?,
+        owned::agent_service_account(mig)?,
+    );
+    let (role, binding) = (
+        owned::progress_role(mig)?,
+        owned::progress_role_binding(mig)?,
+    );
+    futures::try_join!(
+        create_if_missing(client, ns, &pvc, "PersistentVolumeClaim"),
+        apply(client, ns, &cm, "ConfigMap"),
+        apply(client, ns, &sa, "ServiceAccount"),
+        apply(client, ns, &role, "Role"),
+        apply(client, ns, &binding, "RoleBinding"),
+    )?;
+    Ok(())
 }
 
 /// Creates `obj` unless it exists (a PVC's spec is immutable, so it is never re-applied).
-async fn create_if_missing<K>(api: Api<K>, obj: &K, kind: &'static str) -> Result<()>
+async fn create_if_missing<K>(client: &Client, ns: &str, obj: &K, kind: &'static str) -> Result<()>
 where
-    K: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
 {
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
     match api.create(&PostParams::default(), obj).await {
         Ok(_) => {
             info!(kind, name = %obj.name_any(), "Created owned object");
@@ -370,11 +432,16 @@ where
     }
 }
 
-async fn apply<K>(api: Api<K>, obj: &K, kind: &'static str) -> Result<()>
+async fn apply<K>(client: &Client, ns: &str, obj: &K, kind: &'static str) -> Result<()>
 where
-    K: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
     K::DynamicType: Default,
 {
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
     let mut value =
         serde_json::to_value(obj).map_err(|source| Error::Serialize { what: kind, source })?;
     value["apiVersion"] = K::api_version(&K::DynamicType::default()).into();
@@ -420,13 +487,16 @@ async fn explain_failure(
     Ok(())
 }
 
+/// Creates the next Job (after the owned objects where needed) or suspends/resumes the running
+/// one; returns the Events to publish once the status is written.
 async fn act(
     mig: &Migration,
     ctx: &Context,
     run: &mut RunState,
     jobs: &mut Vec<JobObservation>,
     inputs: &InputsCheck,
-) -> Result<()> {
+    owned_ready: bool,
+) -> Result<Vec<Event>> {
     match run.clone() {
         RunState::Create {
             step,
@@ -434,14 +504,20 @@ async fn act(
             budget_start,
         } => {
             if mig.spec.suspend || matches!(inputs, InputsCheck::Missing { .. }) {
-                return Ok(());
+                return Ok(Vec::new());
             }
-            // The workspace, progress ConfigMap and RBAC are ensured before each step only:
-            // reconciles triggered by progress patches then cost no writes.
-            ensure_owned(mig, ctx).await?;
-            let job = create_job(mig, ctx, step, attempt, budget_start).await?;
+            if !owned_ready && needs_owned_objects(step, attempt) {
+                ensure_owned(mig, ctx).await?;
+            }
+            let (job, event) = create_job(mig, ctx, step, attempt, budget_start).await?;
+            jobs.retain(|j| j.name != job.name);
             jobs.push(job.clone());
-            *run = RunState::Running { job };
+            *run = match job.state {
+                JobState::Running | JobState::Suspended => RunState::Running { job },
+                // A Job that exists already and has finished: the next reconcile moves on.
+                _ => run.clone(),
+            };
+            Ok(event.into_iter().collect())
         }
         RunState::Running { job } if job.suspend != mig.spec.suspend => {
             set_job_suspend(mig, ctx, &job.name, mig.spec.suspend).await?;
@@ -459,10 +535,17 @@ async fn act(
                 *j = updated.clone();
             }
             *run = RunState::Running { job: updated };
+            Ok(Vec::new())
         }
-        _ => {}
+        _ => Ok(Vec::new()),
     }
-    Ok(())
+}
+
+/// The workspace, progress ConfigMap and RBAC are ensured before the first step and before
+/// every retry (which also repairs an owned object someone deleted); later steps' first
+/// attempts then cost no writes but their Job.
+fn needs_owned_objects(step: Step, attempt: i32) -> bool {
+    step == Step::Extract || attempt > 1
 }
 
 #[instrument(skip_all, fields(step = step.as_str(), attempt))]
@@ -472,7 +555,7 @@ async fn create_job(
     step: Step,
     attempt: i32,
     budget_start: i32,
-) -> Result<JobObservation> {
+) -> Result<(JobObservation, Option<Event>)> {
     let mut job = build_job(mig, step, attempt, &ctx.config.work_pod_defaults)?;
     job.metadata
         .annotations
@@ -480,39 +563,12 @@ async fn create_job(
         .insert(ANNOTATION_BUDGET_START.into(), budget_start.to_string());
     let name = job.name_any();
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), &observe::namespace(mig));
-    match api
-        .create(
-            &PostParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..Default::default()
-            },
-            &job,
-        )
-        .await
-    {
-        Ok(_) => {
-            info!(job = %name, "Created step job");
-            ctx.metrics.observe_job_created(step.as_str());
-            let note = format!(
-                "Created Job {name} for step {} (attempt {attempt})",
-                step.as_str()
-            );
-            // The Job as the related object keeps each step's Event apart: the recorder folds
-            // Events with the same type, reason, action and objects into one series.
-            let event = Event {
-                type_: EventType::Normal,
-                reason: reason::STEP_RUNNING.into(),
-                note: Some(note),
-                action: "CreateJob".into(),
-                secondary: Some(job_reference(mig, &name)),
-            };
-            publish_event(mig, ctx, &event).await;
-        }
-        Err(kube::Error::Api(s)) if s.code == 409 => debug!(job = %name, "Job already exists"),
-        Err(source) => return Err(Error::CreateJob { name, source }),
-    }
-    Ok(JobObservation {
-        name,
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    let created = JobObservation {
+        name: name.clone(),
         step,
         attempt,
         budget_start,
@@ -521,7 +577,41 @@ async fn create_job(
         start_time: None,
         finish_time: None,
         message: None,
-    })
+    };
+    match api.create(&params, &job).await {
+        Ok(_) => {
+            info!(job = %name, "Created step job");
+            ctx.metrics.observe_job_created(step.as_str());
+            Ok((created, Some(job_created_event(mig, step, attempt, &name))))
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            // The Job list trailed a Job that exists: read it, so status shows where it is.
+            debug!(job = %name, "Job already exists");
+            let existing = api.get_opt(&name).await.map_err(|source| Error::Observe {
+                what: "jobs",
+                source,
+            })?;
+            let seen = existing.as_ref().and_then(JobObservation::from_job);
+            Ok((seen.unwrap_or(created), None))
+        }
+        Err(source) => Err(Error::CreateJob { name, source }),
+    }
+}
+
+/// The Job as the related object keeps each step's Event apart: the recorder folds Events with
+/// the same type, reason, action and objects into one series.
+fn job_created_event(mig: &Migration, step: Step, attempt: i32, name: &str) -> Event {
+    let note = format!(
+        "Created Job {name} for step {} (attempt {attempt})",
+        step.as_str()
+    );
+    Event {
+        type_: EventType::Normal,
+        reason: reason::STEP_RUNNING.into(),
+        note: Some(note),
+        action: "CreateJob".into(),
+        secondary: Some(job_reference(mig, name)),
+    }
 }
 
 async fn set_job_suspend(mig: &Migration, ctx: &Context, name: &str, suspend: bool) -> Result<()> {
@@ -550,7 +640,17 @@ async fn write_status(mig: &Migration, ctx: &Context, desired: &MigrationStatus)
     if let Some((why, note)) = status::transition(&prev, desired) {
         let phase = desired.phase.map_or("", MigrationPhase::as_str);
         info!(phase, reason = %why, "Migration moved");
-        publish(mig, ctx, event_type(&why), leak(&why), "UpdateStatus", note).await;
+        // The current step's Job as the related object keeps each step's transitions apart
+        // (the recorder would fold "Running step extract" and "Running step migrate" into one
+        // series showing only the first note).
+        let event = Event {
+            type_: event_type(&why),
+            reason: leak(&why).into(),
+            note: Some(crate::truncate(&note, 1024)),
+            action: "UpdateStatus".into(),
+            secondary: current_job(desired).map(|name| job_reference(mig, name)),
+        };
+        publish_event(mig, ctx, &event).await;
     }
     Ok(())
 }
@@ -582,6 +682,15 @@ fn record_finished_steps(ctx: &Context, prev: &MigrationStatus, next: &Migration
                 .observe_step(&step.name, step.phase == StepPhase::Succeeded, took);
         }
     }
+}
+
+/// The Job of the latest step that has one (steps are listed in run order).
+fn current_job(status: &MigrationStatus) -> Option<&str> {
+    status
+        .steps
+        .iter()
+        .rev()
+        .find_map(|s| s.job_name.as_deref())
 }
 
 fn event_type(why: &str) -> EventType {
@@ -739,6 +848,7 @@ pub fn error_policy(mig: Arc<Migration>, err: &Error, ctx: Arc<Context>) -> Acti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::{MigrationExt, at, script_migration};
 
     #[test]
     fn error_backoff_doubles_with_jitter_and_stops_at_the_cap() {
@@ -750,6 +860,60 @@ mod tests {
         assert_eq!(b.delay(4, 1.0), Duration::from_secs(8));
         assert_eq!(b.delay(4, 1.2), Duration::from_millis(9600));
         assert_eq!(b.delay(30, 1.2), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn only_spec_annotation_and_deletion_changes_trigger_a_reconcile() {
+        let base = script_migration().with_generation(1);
+        let mut with_status = base.clone();
+        with_status.status = Some(MigrationStatus {
+            phase: Some(MigrationPhase::Extracting),
+            ..MigrationStatus::default()
+        });
+        with_status.metadata.resource_version = Some("42".into());
+        assert_eq!(wants_reconcile(&base), wants_reconcile(&with_status));
+        let respec = base.clone().with_generation(2);
+        assert_ne!(wants_reconcile(&base), wants_reconcile(&respec));
+        let requested = base
+            .clone()
+            .with_annotation(status::RECONCILE_REQUESTED_AT, "2026-12-03T10:00:00Z");
+        assert_ne!(wants_reconcile(&base), wants_reconcile(&requested));
+        let mut deleting = base.clone();
+        deleting.metadata.deletion_timestamp = Some(at(5));
+        assert_ne!(wants_reconcile(&base), wants_reconcile(&deleting));
+    }
+
+    #[test]
+    fn owned_objects_come_before_extract_and_every_retry_only() {
+        assert!(needs_owned_objects(Step::Extract, 1));
+        assert!(needs_owned_objects(Step::Migrate, 2));
+        assert!(!needs_owned_objects(Step::Migrate, 1));
+        assert!(!needs_owned_objects(Step::Publish, 1));
+    }
+
+    #[test]
+    fn a_migration_has_started_once_a_step_has_a_job() {
+        let mut mig = script_migration();
+        assert!(has_not_started(&mig));
+        let step = |phase, job: Option<&str>| crate::crd::StepStatus {
+            name: "extract".into(),
+            phase,
+            job_name: job.map(Into::into),
+            ..crate::crd::StepStatus::default()
+        };
+        mig.status = Some(MigrationStatus {
+            steps: vec![step(StepPhase::Pending, None)],
+            ..MigrationStatus::default()
+        });
+        assert!(has_not_started(&mig));
+        assert!(!step_succeeded(&mig, Step::Extract));
+        mig.status = Some(MigrationStatus {
+            steps: vec![step(StepPhase::Succeeded, Some("m-extract-1"))],
+            ..MigrationStatus::default()
+        });
+        assert!(!has_not_started(&mig));
+        assert!(step_succeeded(&mig, Step::Extract));
+        assert!(!step_succeeded(&mig, Step::Migrate));
     }
 
     #[test]

@@ -34,8 +34,10 @@ pub struct Reports {
     pub publish: Option<PublishReport>,
 }
 
-/// The Migration's step Jobs, read from the API (not a cache, so a Job created by a previous
-/// controller instance a moment ago is seen and never created twice).
+/// The Migration's step Jobs, listed from the API server's watch cache (`resourceVersion=0`):
+/// no quorum read of etcd per reconcile. The list may trail a Job created a moment ago by this
+/// or a previous controller instance; Job names are deterministic per step and attempt, so the
+/// create that follows is refused as a conflict and no Job is ever created twice.
 ///
 /// # Errors
 /// [`Error::ListJobs`] when the list fails.
@@ -47,7 +49,7 @@ pub async fn observe_jobs(client: &Client, mig: &Migration) -> Result<Vec<JobObs
         owned_labels(&mig.name_any())[LABEL_MIGRATION]
     );
     let jobs = api
-        .list(&ListParams::default().labels(&selector))
+        .list(&ListParams::default().match_any().labels(&selector))
         .await
         .map_err(|source| Error::ListJobs { source })?;
     let uid = mig.uid();
@@ -152,17 +154,13 @@ fn parse<T: serde::de::DeserializeOwned>(data: &BTreeMap<String, String>, key: &
     }
 }
 
-/// Checks the referenced Secrets (and, when `check_script` is set, the script ConfigMap) and
-/// hashes the referenced Secret data. Values never leave this function.
+/// Checks the referenced Secrets and hashes their referenced data. Values never leave this
+/// function.
 ///
 /// # Errors
 /// [`Error::GetSecret`] or [`Error::Observe`] when a read fails for another reason than absence.
 #[instrument(skip_all)]
-pub async fn check_inputs(
-    client: &Client,
-    mig: &Migration,
-    check_script: bool,
-) -> Result<InputsCheck> {
+pub async fn check_secrets(client: &Client, mig: &Migration) -> Result<InputsCheck> {
     let ns = namespace(mig);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let mut hasher = Sha256::new();
@@ -195,9 +193,6 @@ pub async fn check_inputs(
             hasher.update(part);
         }
     }
-    if check_script && let Some(problem) = check_script_configmap(client, mig).await? {
-        return Ok(problem);
-    }
     let secrets_hash =
         (!keys.is_empty()).then(|| format!("sha256:{}", hex::encode(hasher.finalize())));
     Ok(InputsCheck::Found { secrets_hash })
@@ -214,7 +209,13 @@ fn secret_value(secret: &Secret, key: &str) -> Option<Vec<u8>> {
         .map(|s| s.as_bytes().to_vec())
 }
 
-async fn check_script_configmap(client: &Client, mig: &Migration) -> Result<Option<InputsCheck>> {
+/// Checks that the script ConfigMap and its key exist (the extract step reads them); `None`
+/// when they do or the source is no script ConfigMap.
+///
+/// # Errors
+/// [`Error::Observe`] when the ConfigMap cannot be read for another reason than absence.
+#[instrument(skip_all)]
+pub async fn check_script(client: &Client, mig: &Migration) -> Result<Option<InputsCheck>> {
     let Some(cm_ref) = mig
         .spec
         .source

@@ -197,6 +197,16 @@ fn event_problems(ns: &str) -> Vec<String> {
             problems.push(format!("no StepRunning Event names Job {job}: {events:?}"));
         }
     }
+    // Each step's own transition Event, not one series folded under the first step's note
+    for step in ["extract", "migrate", "publish"] {
+        let note = format!("Running step {step}");
+        if !events
+            .iter()
+            .any(|(_, r, m)| r == "StepRunning" && m.contains(&note))
+        {
+            problems.push(format!("no StepRunning Event says {note:?}: {events:?}"));
+        }
+    }
     if !events
         .iter()
         .any(|(t, r, _)| t == "Normal" && r == "Succeeded")
