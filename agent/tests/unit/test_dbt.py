@@ -1,4 +1,4 @@
-"""dbt runner: results come from run_results.json/manifest.json, failures are data."""
+"""dbt runner: results come from the build's in-memory run results, failures are data."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _project(root: Path, model_sql: str, yml: str = "") -> Path:
     return root
 
 
-def test_a_failing_model_is_reported_per_node_from_run_results(tmp_path: Path) -> None:
+def test_a_failing_model_is_reported_per_node_from_the_run_results(tmp_path: Path) -> None:
     yml = ("version: 2\nmodels:\n  - name: good\n    columns:\n      - name: Order ID\n"
            "        quote: true\n        data_tests: [not_null]\n")  # fmt: skip
     project = _project(tmp_path, "select * from no_such_table", yml)

@@ -50,8 +50,10 @@ def _fetch(con: Any, sql: str) -> tuple[Any, ...]:
 def compare_table(con: Any, target: str, raw: str, model: str, t: Table) -> dict[str, Any]:
     """Row counts and per-column checksums of the raw table and of its staging model."""
     names = [c.name for c in t.columns]
-    left = _fetch(con, checksum_sql(raw, names, target))
-    right = _fetch(con, checksum_sql(model, names, target))
+    # Both sides in one statement: a round trip per table, not two.
+    both = _fetch(con, f"select * from ({checksum_sql(raw, names, target)}) as raw_side cross "
+                       f"join ({checksum_sql(model, names, target)}) as model_side")  # fmt: skip
+    left, right = both[: len(both) // 2], both[len(both) // 2 :]
     mismatched = [n for i, n in enumerate(names)
                   if left[1 + 2 * i : 3 + 2 * i] != right[1 + 2 * i : 3 + 2 * i]]  # fmt: skip
     return {"rawRows": int(left[0]), "modelRows": int(right[0]),
@@ -101,7 +103,9 @@ def _not_built(ctx: Context, state: State, model: str) -> str | None:
     return None
 
 
-def _verdict(ctx: Context, state: State, con: Any, o: ObjectInfo) -> Outcome:
+def _verdict(
+    ctx: Context, state: State, con: Any, o: ObjectInfo, tables: dict[str, Table]
+) -> Outcome:
     pm = state["plan"][o["key"]]
     reason = _not_built(ctx, state, pm["model"])
     if reason:
@@ -113,7 +117,7 @@ def _verdict(ctx: Context, state: State, con: Any, o: ObjectInfo) -> Outcome:
     if bad:
         return {"status": "flagged", "reason": "tests failed: " + "; ".join(bad)}
     if o["kind"] == "table":
-        t = next(t for t in ctx.metadata.tables if object_key(t.schema_, t.name) == o["key"])
+        t = tables[o["key"]]
         unmapped = [r for c in t.columns if (r := unmapped_type(c, ctx.config.target))]
         if unmapped:
             return {"status": "flagged", "reason": "; ".join(unmapped) + ": kept as text"}
@@ -134,12 +138,13 @@ def evaluate_results(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     outcomes = {k: dict(v) for k, v in state.get("outcomes", {}).items()}
     runnable = ctx.config.target in RUNNABLE_TARGETS and ctx.config.validate
     done = failed = flagged = 0
+    tables = {object_key(t.schema_, t.name): t for t in ctx.metadata.tables}
     with _maybe_connect(ctx, runnable) as con:
         for o in state["objects"]:
             prior = outcomes.get(o["key"], {})
             if prior.get("status") != "flagged" and o["key"] in state["plan"]:
                 try:
-                    prior.update(_verdict(ctx, state, con, o))
+                    prior.update(_verdict(ctx, state, con, o, tables))
                     if prior.get("note"):
                         prior["reason"] = f"{prior.get('reason')}; {prior['note']}"
                 except Exception as e:  # noqa: BLE001 - one object's check must not stop others

@@ -53,6 +53,9 @@ class Schema:
     identities: dict[tuple[str, str], Identity] = field(default_factory=dict)
     #: ``sp_addtype`` alias types: lower-case name -> base type text.
     aliases: dict[str, str] = field(default_factory=dict)
+    #: Keys of ``tables`` whose columns still hold type text, parsed on first lookup: a view
+    #: reads a few tables of a catalogue that may have thousands.
+    untyped: set[tuple[str, str]] = field(default_factory=set)
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Mapping[str, str]] | None) -> Schema:
@@ -64,15 +67,15 @@ class Schema:
         schema = cls()
         for name, columns in (mapping or {}).items():
             db, _, table = name.rpartition(".")
-            schema.add(
-                (db.strip('[]"'), table.strip('[]"')),
-                {col: _column_type(typ) for col, typ in columns.items()},
-            )
+            key = (db.strip('[]"').lower(), table.strip('[]"').lower())
+            schema.tables[key] = {c.lower(): t for c, t in columns.items()}  # type: ignore[misc]
+            schema.untyped.add(key)
         return schema
 
     def add(self, key: tuple[str, str], columns: dict[str, exp.DataType]) -> None:
         """Record a table's columns (lower-case names)."""
         db, name = key[0].lower(), key[1].lower()
+        self.untyped.discard((db, name))
         self.tables[(db, name)] = {c.lower(): t for c, t in columns.items()}
 
     def columns(self, table: exp.Table) -> dict[str, exp.DataType] | None:
@@ -80,12 +83,20 @@ class Schema:
         db, name = table_key(table)
         for key in ((db, name), ("", name), ("dbo", name)):
             if key in self.tables:
-                return self.tables[key]
+                return self._typed(key)
         if not db:
-            for (_, other), cols in self.tables.items():
-                if other == name:
-                    return cols
+            for key in self.tables:
+                if key[1] == name:
+                    return self._typed(key)
         return None
+
+    def _typed(self, key: tuple[str, str]) -> dict[str, exp.DataType]:
+        if key in self.untyped:
+            self.untyped.discard(key)
+            # Assigning to the same key keeps its place, so the first match stays the first.
+            text: Mapping[str, str] = self.tables[key]  # type: ignore[assignment]
+            self.tables[key] = {c: _column_type(t) for c, t in text.items()}
+        return self.tables[key]
 
     def identity(self, table: exp.Table) -> Identity | None:
         """Return the identity column of ``table``, if the script declared one."""
