@@ -23,18 +23,19 @@ redshift. ``schema`` maps table names (``"dbo.person"`` or ``"person"``, case-in
 ``{column: sql_server_type}``; types drive ``+`` (concatenation or addition), ``/`` (integer
 division), comparisons (trailing spaces, case) and BIT handling.
 
-What keeps SQL Server's meaning (one module per kind in ``transforms/``, in run order):
-string ``+`` as NULL-propagating ``||`` and ``+`` typing by operand types (``concat``);
-int / int truncation, integer AVG, truncating casts, string operands of arithmetic
-(``arithmetic``); DATEDIFF boundary counting for every datepart, DATEPART/DATENAME with
-DATEFIRST, GETDATE as local time (``datetime``); trailing-space and case-insensitive ``=``,
-IN, BETWEEN, simple CASE, NULLIF, LIKE (and ``[a-z]`` classes), DISTINCT, GROUP BY, UNION,
-ORDER BY (``compare``); TOP WITH TIES / PERCENT and SET ROWCOUNT (``top``); CROSS/OUTER APPLY
+What keeps SQL Server's meaning (one module per kind in ``transforms/``, in run order): string
+``+`` as NULL-propagating ``||`` and ``+`` typing by operand types (``concat``); int / int
+truncation, integer AVG, truncating casts, string operands of arithmetic (``arithmetic``);
+DATEDIFF boundary counting for every datepart, DATEPART/DATENAME with DATEFIRST, GETDATE as
+local time (``datetime``); trailing-space and case-insensitive ``=``, IN, BETWEEN, simple CASE,
+NULLIF, LIKE (and ``[a-z]`` classes), DISTINCT, GROUP BY, UNION, ORDER BY (``compare``); GROUP
+BY ... WITH ROLLUP / WITH CUBE as ROLLUP (...) / CUBE (...), with NULL subtotal keys and
+GROUPING() (``grouping``); TOP WITH TIES / PERCENT and SET ROWCOUNT (``top``); CROSS/OUTER APPLY
 (``apply``); BIT as boolean (``bits``, ``inserts``); MONEY as DECIMAL(19,4) and the type table
-(``types``); ISNULL typing (``isnull``); CONVERT styles and style 0 text (``convert``);
-WITH RECURSIVE (``cte``); IDENTITY, keys, indexes, SSMS options (``ddl``, ``keys``,
-``_ddl_text``); LEN, CHARINDEX, SUBSTRING, STUFF, CONCAT, CI REPLACE (``strings``); T-SQL date
-strings, money and binary literals (``literals``).
+(``types``); ISNULL typing (``isnull``); CONVERT styles and style 0 text (``convert``); WITH
+RECURSIVE (``cte``); IDENTITY, keys, indexes, SSMS options (``ddl``, ``keys``, ``_ddl_text``);
+LEN, CHARINDEX, SUBSTRING, STUFF, CONCAT, CI REPLACE (``strings``); T-SQL date strings, money
+and binary literals (``literals``).
 
 Known gaps (translated as the target does it, not flagged): MIN/MAX of strings compare
 case-sensitively; ORDER BY over a set operation or a DISTINCT query sorts binary; the

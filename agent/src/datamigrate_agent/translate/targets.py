@@ -31,6 +31,8 @@ class Target:
     SUPPORTS_LATERAL: ClassVar[bool] = True
     #: A native UUID type exists.
     SUPPORTS_UUID: ClassVar[bool] = False
+    #: ``GROUP BY CUBE (...)`` exists (every target has ROLLUP).
+    SUPPORTS_CUBE: ClassVar[bool] = True
     #: Largest DECIMAL precision and, when limited separately, scale (BigQuery NUMERIC).
     MAX_DECIMAL_PRECISION: ClassVar[int] = 38
     #: PRIMARY KEY / UNIQUE / FOREIGN KEY / CHECK can be declared in CREATE TABLE.
@@ -232,6 +234,7 @@ class BigQuery(Target):
     SUPPORTS_ILIKE = False
     SUPPORTS_LATERAL = False
     SUPPORTS_CONSTRAINTS = False
+    SUPPORTS_CUBE = False
     IDENTITY_STYLE = "none"
     MAX_DECIMAL_PRECISION = 38
     REGEX_FULL_MATCH = "REGEXP_CONTAINS"

@@ -14,16 +14,21 @@ explicit COLLATE says otherwise; COLLATE clauses are dropped once applied.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from sqlglot import exp
 
 from datamigrate_agent.translate._context import Context
 from datamigrate_agent.translate._typing import is_numeric, is_string, is_temporal
 from datamigrate_agent.translate.transforms._util import case_insensitive, lit
+from datamigrate_agent.translate.transforms.grouping import rolled_up
 from datamigrate_agent.translate.transforms.literals import iso_datetime
 from datamigrate_agent.translate.transforms.strings import rtrim
 
 __all__ = ["normalise", "transform"]
+
+#: How a grouped query shows a normalised key outside aggregates.
+Spelling = Callable[[exp.Expression], exp.Expression]
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE)
 _AGGREGATES = (exp.AggFunc,)
@@ -295,10 +300,30 @@ def _group(select: exp.Select, ctx: Context) -> None:
         return
     if group is None:
         return
-    keys = [k for k in group.expressions if isinstance(k, exp.Column) and is_string(ctx.type_of(k))]
-    for key in keys:
-        _pick_spelling(select, key)
-        key.replace(normalise(key.copy(), ctx))
+    rolled = rolled_up(group)
+    keys = [k for k in group.expressions if isinstance(k, exp.Column)] + rolled
+    for key in [k for k in keys if is_string(ctx.type_of(k))]:
+        norm = normalise(key.copy(), ctx)
+        _grouping_args(select, key, norm)
+        if any(key is r for r in rolled):
+            # A subtotal row shows NULL for the key it rolls up, not one of its spellings.
+            _pick_spelling(select, key, lambda col, norm=norm: _rolled_spelling(col, norm))
+        else:
+            _pick_spelling(select, key)
+        key.replace(norm)
+
+
+def _rolled_spelling(col: exp.Expression, norm: exp.Expression) -> exp.Expression:
+    rolled = exp.EQ(this=exp.Grouping(expressions=[norm.copy()]), expression=exp.Literal.number(1))
+    return exp.case().when(rolled, exp.null()).else_(_min(col))
+
+
+def _grouping_args(select: exp.Select, key: exp.Column, norm: exp.Expression) -> None:
+    """``GROUPING(key)`` names the grouping expression, which is now the normalised key."""
+    for call in list(select.find_all(exp.Grouping, exp.GroupingId)):
+        if call.find_ancestor(exp.Select) is select:
+            for arg in [a for a in call.expressions if a == key]:
+                arg.replace(norm.copy())
 
 
 def _distinct_to_group(select: exp.Select, ctx: Context) -> None:
@@ -321,25 +346,34 @@ def _distinct_to_group(select: exp.Select, ctx: Context) -> None:
     select.set("group", exp.Group(expressions=keys))
 
 
-def _pick_spelling(select: exp.Select, key: exp.Column) -> None:
+def _min(col: exp.Expression) -> exp.Expression:
+    return exp.Min(this=col.copy())
+
+
+def _pick_spelling(select: exp.Select, key: exp.Column, spell: Spelling = _min) -> None:
     """Outside aggregates, a normalised key shows one of its group's spellings (MIN)."""
     items = []
     for item in select.expressions:
         if item == key:
-            items.append(exp.alias_(exp.Min(this=item.copy()), key.name))
+            items.append(exp.alias_(spell(item), key.name))
             continue
-        _wrap_occurrences(item, key)
+        _wrap_occurrences(item, key, spell)
         items.append(item)
     select.set("expressions", items)
-    for clause in ("order", "having"):
-        if select.args.get(clause) is not None:
-            _wrap_occurrences(select.args[clause], key)
+    if select.args.get("having") is not None:
+        _wrap_occurrences(select.args["having"], key, spell)
+    aliases = {i.alias.lower() for i in items if isinstance(i, exp.Alias)}
+    for ordered in select.args["order"].expressions if select.args.get("order") else []:
+        named = ordered.this
+        if isinstance(named, exp.Column) and not named.table and named.name.lower() in aliases:
+            continue  # ORDER BY an output's name sorts by that output (see _order)
+        _wrap_occurrences(ordered, key, spell)
 
 
-def _wrap_occurrences(node: exp.Expression, key: exp.Column) -> None:
+def _wrap_occurrences(node: exp.Expression, key: exp.Column, spell: Spelling) -> None:
     for col in list(node.find_all(exp.Column)):
         if col == key and col.find_ancestor(exp.AggFunc) is None:
-            col.replace(exp.Min(this=col.copy()))
+            col.replace(spell(col))
 
 
 def _order(select: exp.Select, ctx: Context) -> None:
