@@ -143,12 +143,24 @@ def publish_git(workspace: Path, url: str, branch: str, path: str = "") -> dict[
         _copy_project(project, repo / sub)
         _git(["add", "-A"], repo, env, url)
         if _git(["status", "--porcelain"], repo, env, url):
-            _git(["commit", "-q", "-m", f"DataMigrate: dbt project {project.name}"], repo, env,
-                 url)  # fmt: skip
+            _git(["commit", "-q", "-m", _commit_message(project)], repo, env, url)
         commit = _git(["rev-parse", "HEAD"], repo, env, url)
         _git(["push", "-q", url, f"HEAD:refs/heads/{branch}"], repo, env, url)
     location = f"{_redacted(url)}#{branch}" + (f":{sub}" if str(sub) != "." else "")
     return {"location": location, "commit": commit}
+
+
+def _commit_message(project: Path) -> str:
+    """``DataMigrate: dbt project NAME``, NAME from ``dbt_project.yml`` (the folder's otherwise)."""
+    name = project.name
+    config = project / "dbt_project.yml"
+    if config.is_file():
+        for line in config.read_text(encoding="utf-8").splitlines():
+            key, _, value = line.partition(":")
+            if key == "name" and value.strip().strip("'\""):
+                name = value.strip().strip("'\"")
+                break
+    return f"DataMigrate: dbt project {name}"
 
 
 def _has_fetch_head(repo: Path) -> bool:

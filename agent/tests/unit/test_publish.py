@@ -47,6 +47,9 @@ def test_git_publish_pushes_the_project_without_build_output(tmp_path: Path) -> 
     assert result["commit"] == head
     assert sorted(_files_on(remote, "datamigrate/nw")) == [
         "dbt/dbt_project.yml", "dbt/models/staging/stg_a.sql"]  # fmt: skip
+    subject = subprocess.run(["git", "log", "-1", "--format=%s", "datamigrate/nw"], cwd=remote,
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert subject.strip() == "DataMigrate: dbt project p"  # the dbt name, not the folder's
 
 
 def test_git_publish_twice_keeps_history_and_adds_no_empty_commit(tmp_path: Path) -> None:
