@@ -16,7 +16,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
@@ -38,8 +38,9 @@ use crate::{Error, Result};
 pub const FIELD_MANAGER: &str = "datamigrate-operator";
 /// Periodic requeue of a finished, stalled or suspended Migration (recomputes `secretsHash`).
 pub const REQUEUE_IDLE: Duration = Duration::from_secs(300);
-/// Requeue while a step runs (Job and progress watches trigger sooner).
-pub const REQUEUE_RUNNING: Duration = Duration::from_secs(30);
+/// Requeue while a step runs: a safety net only, since every change of the step's Job and of
+/// the agent's progress ConfigMap triggers a reconcile through the watches.
+pub const REQUEUE_RUNNING: Duration = Duration::from_secs(300);
 
 /// Per-object backoff of failed reconciles: exponential with jitter, capped, reset on success.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +83,8 @@ pub struct Config {
     pub retry: RetryPolicy,
     /// Reconcile error backoff.
     pub error_backoff: ErrorBackoff,
+    /// Reconciles in flight at once (0: unbounded).
+    pub concurrency: u16,
 }
 
 /// State shared by every reconcile.
@@ -154,8 +157,10 @@ pub async fn run(
     let mut stores = Vec::new();
     let mut runs = Vec::new();
     for scope in scopes {
-        let controller =
-            controller_for(&ctx.client, scope.as_deref()).graceful_shutdown_on(shutdown());
+        let settings = controller::Config::default().concurrency(ctx.config.concurrency);
+        let controller = controller_for(&ctx.client, scope.as_deref())
+            .with_config(settings)
+            .graceful_shutdown_on(shutdown());
         let store = controller.store();
         stores.push(store.clone());
         let synced = synced.clone();

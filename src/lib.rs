@@ -210,17 +210,23 @@ fn is_invalid_request(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 422 || s.code == 400)
 }
 
-/// `text` cut to at most `max` bytes on a character boundary.
+/// `text` cut to at most `max` bytes on a character boundary, ending in `…` when cut (so a
+/// shortened reason never reads as whole).
 #[must_use]
 pub fn truncate(text: &str, max: usize) -> String {
+    const MARK: &str = "…";
     if text.len() <= max {
         return text.to_string();
     }
-    let mut end = max;
+    let room = if max > MARK.len() { max - MARK.len() } else { max };
+    let mut end = room;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    text[..end].to_string()
+    if room == max {
+        return text[..end].to_string();
+    }
+    format!("{}{MARK}", &text[..end])
 }
 
 /// The crate's result type.
@@ -251,7 +257,9 @@ mod tests {
             source: "no such file".into(),
         };
         assert_eq!(e.chain(1024), "failed to read f: no such file");
-        assert_eq!(e.chain(6), "failed");
-        assert_eq!(truncate("ééé", 3), "é");
+        assert_eq!(e.chain(6), "fai…");
+        assert_eq!(truncate("ééé", 5), "é…");
+        assert_eq!(truncate("abc", 2), "ab");
+        assert!(truncate(&"x".repeat(600), 512).len() <= 512);
     }
 }

@@ -77,6 +77,10 @@ struct ControllerArgs {
     /// Longest delay between two failed reconciles of one Migration.
     #[arg(long, default_value_t = 300)]
     error_backoff_max_seconds: u64,
+    /// Reconciles in flight at once (each holds an API connection; a burst beyond this
+    /// waits in the queue instead of crowding the API server).
+    #[arg(long, default_value_t = 16)]
+    max_concurrent_reconciles: u16,
     /// Log line format.
     #[arg(
         long,
@@ -156,6 +160,7 @@ fn config(args: &ControllerArgs) -> Result<Config, Error> {
             cap: Duration::from_secs(args.error_backoff_max_seconds),
             ..ErrorBackoff::default()
         },
+        concurrency: args.max_concurrent_reconciles.max(1),
     })
 }
 

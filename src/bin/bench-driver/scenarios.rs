@@ -28,8 +28,12 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STARTUP_POLL: Duration = Duration::from_millis(1);
 /// Poll interval of `/metrics` while waiting for the operator to go quiet.
 const METRICS_POLL: Duration = Duration::from_millis(200);
-/// The reconcile counter must stay unchanged this long to count as quiet.
+/// The reconcile counter must stay (nearly) unchanged this long to count as quiet.
 const QUIET_FOR: Duration = Duration::from_secs(3);
+/// Reconciles per `QUIET_FOR` still counted as quiet, per this many Migrations present: the
+/// operator's periodic requeue of running Migrations (every 300 s, 1% of them per 3 s) never
+/// stops, so with thousands present an unchanged counter would never be seen.
+const QUIET_ALLOWANCE_PER: usize = 50;
 /// Bound on the wait for quiet.
 const QUIET_TIMEOUT: Duration = Duration::from_secs(600);
 /// Memory samples taken, one per this interval, after settling.
@@ -182,7 +186,7 @@ impl Bench {
                 .await?;
         let done = b.tracker.wait_all(b.need, b.timeout).await;
         let quiet = match b.operator_addr {
-            Some(addr) => wait_quiet(addr, &self.metric).await,
+            Some(addr) => wait_quiet(addr, &self.metric, b.range.end).await,
             None => {
                 tokio::time::sleep(QUIET_FOR).await;
                 None
@@ -219,7 +223,7 @@ impl Bench {
         migrations: usize,
         phase: &str,
     ) -> Result<MemoryPoint> {
-        wait_quiet(op.addr, &self.metric).await;
+        wait_quiet(op.addr, &self.metric, migrations).await;
         self.memory_point(&op.proc, "operator", migrations, phase)
             .await
     }
@@ -393,7 +397,9 @@ async fn reconciles(addr: SocketAddr, metric: &ReconcileMetric) -> Option<(f64, 
 async fn wait_quiet(
     addr: SocketAddr,
     metric: &ReconcileMetric,
+    present: usize,
 ) -> Option<(f64, Vec<String>, Instant)> {
+    let allowance = (present / QUIET_ALLOWANCE_PER) as f64;
     let start = Instant::now();
     let mut last: Option<(f64, Vec<String>, Instant)> = None;
     while start.elapsed() < QUIET_TIMEOUT {
@@ -402,7 +408,7 @@ async fn wait_quiet(
             return None;
         };
         match &last {
-            Some((c, _, at)) if *c == count => {
+            Some((c, _, at)) if count - *c <= allowance => {
                 if at.elapsed() >= QUIET_FOR {
                     return last;
                 }
