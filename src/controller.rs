@@ -291,17 +291,17 @@ pub async fn reconcile(mig: Arc<Migration>, ctx: Arc<Context>) -> Result<Action>
 
 async fn reconcile_steps(mig: &Migration, ctx: &Context) -> Result<Action> {
     let now = now();
-    // Observe in one round trip: the step Jobs, the Secrets, the script ConfigMap while extract
-    // may still start, the agent's reports once a step has run; and, for a Migration that has
-    // not started, its owned objects, so that its first Job is the next write
+    // Observe in one round trip: the step Jobs, the Secrets, the script ConfigMap and, for a
+    // Migration that has not started, its ServiceAccount (the one owned object a pod cannot be
+    // created without), so that its first Job is the next write; the agent's reports once a
+    // step has run
     let fresh = has_not_started(mig);
-    let want_script = !step_succeeded(mig, Step::Extract);
-    let (mut jobs, secrets, script, reports, owned_ready) = futures::try_join!(
+    let (mut jobs, secrets, script, reports, account) = futures::try_join!(
         observe::observe_jobs(&ctx.client, mig),
         observe::check_secrets(&ctx.client, mig),
-        when(want_script, observe::check_script(&ctx.client, mig)),
+        when(fresh, observe::check_script(&ctx.client, mig)),
         when(!fresh, observe::read_reports(&ctx.client, mig)),
-        when(fresh && !mig.spec.suspend, ensure_owned(mig, ctx)),
+        when(fresh && !mig.spec.suspend, apply_service_account(mig, ctx)),
     )?;
 
     // Decide the next move
@@ -321,7 +321,7 @@ async fn reconcile_steps(mig: &Migration, ctx: &Context) -> Result<Action> {
             ..
         }
     );
-    let script = match (before_extract, want_script) {
+    let script = match (before_extract, fresh) {
         (false, _) => None,
         (true, true) => script.flatten(),
         (true, false) => observe::check_script(&ctx.client, mig).await?,
@@ -335,8 +335,12 @@ async fn reconcile_steps(mig: &Migration, ctx: &Context) -> Result<Action> {
     explain_failure(mig, ctx, &mut run, &mut jobs).await?;
 
     // Ensure owned objects and create the next Job, or suspend/resume the running one
-    let owned_ready = owned_ready.is_some();
-    let events = act(mig, ctx, &mut run, &mut jobs, &inputs, owned_ready).await?;
+    let owned = Owned {
+        account_ready: account.is_some(),
+        // A Job from a reconcile whose owned objects then failed: ensure them now
+        repair: fresh && !mig.spec.suspend && !matches!(run, RunState::Create { .. }),
+    };
+    let events = act(mig, ctx, &mut run, &mut jobs, &inputs, owned).await?;
 
     // Write the status, then the Events of this reconcile
     let obs = observation(jobs, reports.unwrap_or_default(), inputs, run);
@@ -365,13 +369,6 @@ fn has_not_started(mig: &Migration) -> bool {
         .is_none_or(|s| s.steps.iter().all(|step| step.job_name.is_none()))
 }
 
-fn step_succeeded(mig: &Migration, step: Step) -> bool {
-    mig.status
-        .iter()
-        .flat_map(|s| &s.steps)
-        .any(|s| s.name == step.as_str() && s.phase == StepPhase::Succeeded)
-}
-
 fn observation(
     jobs: Vec<JobObservation>,
     r: Reports,
@@ -388,16 +385,30 @@ fn observation(
     }
 }
 
-/// Creates or updates the workspace PVC, the progress ConfigMap and the agent's RBAC, all in
-/// one round trip.
+/// Which owned objects this reconcile has ensured already, or must.
+#[derive(Clone, Copy, Debug)]
+struct Owned {
+    /// The agent's ServiceAccount was applied in the observe round trip.
+    account_ready: bool,
+    /// No Job is to be created, but the Migration's status shows none either: a previous
+    /// reconcile created its Job and failed before the status write, maybe on an owned object.
+    repair: bool,
+}
+
+/// The agent's ServiceAccount: step pods are refused admission without it.
+async fn apply_service_account(mig: &Migration, ctx: &Context) -> Result<()> {
+    let sa = owned::agent_service_account(mig)?;
+    apply(&ctx.client, &observe::namespace(mig), &sa, "ServiceAccount").await
+}
+
+/// Creates or updates the workspace PVC, the progress ConfigMap and the agent's Role and
+/// RoleBinding, in one round trip. A pod created before them waits for its volume, and the
+/// agent reaches the API seconds later, so they may go out with the Job.
 #[instrument(skip_all)]
-async fn ensure_owned(mig: &Migration, ctx: &Context) -> Result<()> {
+async fn ensure_workspace_and_rbac(mig: &Migration, ctx: &Context) -> Result<()> {
     let (client, ns) = (&ctx.client, &observe::namespace(mig));
     let pvc = owned::workspace_pvc(mig, &ctx.config.workspace)?;
-    let (cm, sa) = (
-        owned::progress_configmap(mig)?,
-        owned::agent_service_account(mig)?,
-    );
+    let cm = owned::progress_configmap(mig)?;
     let (role, binding) = (
         owned::progress_role(mig)?,
         owned::progress_role_binding(mig)?,
@@ -405,7 +416,6 @@ async fn ensure_owned(mig: &Migration, ctx: &Context) -> Result<()> {
     futures::try_join!(
         create_if_missing(client, ns, &pvc, "PersistentVolumeClaim"),
         apply(client, ns, &cm, "ConfigMap"),
-        apply(client, ns, &sa, "ServiceAccount"),
         apply(client, ns, &role, "Role"),
         apply(client, ns, &binding, "RoleBinding"),
     )?;
@@ -500,8 +510,12 @@ async fn act(
     run: &mut RunState,
     jobs: &mut Vec<JobObservation>,
     inputs: &InputsCheck,
-    owned_ready: bool,
+    owned: Owned,
 ) -> Result<Vec<Event>> {
+    if owned.repair {
+        apply_service_account(mig, ctx).await?;
+        ensure_workspace_and_rbac(mig, ctx).await?;
+    }
     match run.clone() {
         RunState::Create {
             step,
@@ -511,10 +525,15 @@ async fn act(
             if mig.spec.suspend || matches!(inputs, InputsCheck::Missing { .. }) {
                 return Ok(Vec::new());
             }
-            if !owned_ready && needs_owned_objects(step, attempt) {
-                ensure_owned(mig, ctx).await?;
-            }
-            let (job, event) = create_job(mig, ctx, step, attempt, budget_start).await?;
+            let create = create_job(mig, ctx, step, attempt, budget_start);
+            let (job, event) = if needs_owned_objects(step, attempt) {
+                if !owned.account_ready {
+                    apply_service_account(mig, ctx).await?;
+                }
+                futures::try_join!(ensure_workspace_and_rbac(mig, ctx), create)?.1
+            } else {
+                create.await?
+            };
             jobs.retain(|j| j.name != job.name);
             jobs.push(job.clone());
             *run = match job.state {
@@ -911,14 +930,11 @@ mod tests {
             ..MigrationStatus::default()
         });
         assert!(has_not_started(&mig));
-        assert!(!step_succeeded(&mig, Step::Extract));
         mig.status = Some(MigrationStatus {
             steps: vec![step(StepPhase::Succeeded, Some("m-extract-1"))],
             ..MigrationStatus::default()
         });
         assert!(!has_not_started(&mig));
-        assert!(step_succeeded(&mig, Step::Extract));
-        assert!(!step_succeeded(&mig, Step::Migrate));
     }
 
     #[test]

@@ -110,6 +110,14 @@ async fn migration_runs_to_succeeded_with_steps_in_order_and_reconciling_again_c
     .await;
     let status = mig.status.clone().unwrap();
     assert_eq!(status.observed_generation, mig.metadata.generation);
+    // The Job goes out with the workspace and RBAC, after the ServiceAccount: no pod of it was
+    // refused (the Job controller records a refusal as a FailedCreate Warning)
+    let warnings: Vec<_> = operator_common::events(&client, ns.name())
+        .await
+        .into_iter()
+        .filter(|(t, _, _)| t == "Warning")
+        .collect();
+    assert!(warnings.is_empty(), "Warning Events: {warnings:?}");
     let steps: Vec<_> = status
         .steps
         .iter()
