@@ -8,6 +8,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::Event;
+use crate::status::ProgressReport;
 use crate::steps::Step;
 
 /// The run's progress display.
@@ -63,6 +64,17 @@ impl Ui {
     }
 }
 
+/// `Phase N/M object`, leaving out the counts while the total is unknown and whatever is empty.
+fn plain_line(phase: &str, p: &ProgressReport, current: &str) -> String {
+    let counts = (p.total > 0).then(|| format!("{}/{}", p.completed, p.total));
+    [Some(phase), counts.as_deref(), Some(current)]
+        .into_iter()
+        .flatten()
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl StepBar {
     /// Shows a progress event.
     pub fn event(&self, event: &Event) {
@@ -77,10 +89,7 @@ impl StepBar {
         }
         let key = (phase.clone(), p.completed, p.total);
         if *self.last.borrow() != key {
-            eprintln!(
-                "[{}] {phase} {}/{} {current}",
-                self.name, p.completed, p.total
-            );
+            eprintln!("[{}] {}", self.name, plain_line(&phase, p, &current));
             *self.last.borrow_mut() = key;
         }
     }
@@ -96,5 +105,23 @@ impl StepBar {
             Some(bar) => bar.finish_with_message(text),
             None => eprintln!("[{}] {text}", self.name),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lines_leave_out_unknown_counts_and_trailing_spaces() {
+        let mut p = ProgressReport::default();
+        assert_eq!(plain_line("Generating", &p, ""), "Generating");
+        p.total = 36;
+        assert_eq!(plain_line("Validating", &p, ""), "Validating 0/36");
+        p.completed = 2;
+        assert_eq!(
+            plain_line("Validating", &p, "stg_a"),
+            "Validating 2/36 stg_a"
+        );
     }
 }
