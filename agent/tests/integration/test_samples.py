@@ -67,6 +67,9 @@ def _check(ws: Path, results: dict, name: str) -> None:
     for routine in doc.procedures:
         e = entries[routine.qualified_name]
         assert e["status"] in {"verified-by-build", "flagged"} and e["reason"], e
+        text = (ws / "project" / e["path"]).read_text()
+        # A flagged procedure is a disabled draft for a person to finish (README, statuses).
+        assert text.startswith("{{ config(enabled=false) }}") == (e["status"] == "flagged"), e
     assert "```mermaid" in (ws / "report.md").read_text()
     counts = results["counts"]
     logging.getLogger(__name__).warning(

@@ -130,3 +130,62 @@ def test_jinja_in_source_text_stays_literal(tmp_path: Path) -> None:
     doc = _yml(tmp_path / "project/models/staging/tiny/_tiny__models.yml")
     column = doc["models"][0]["columns"][1]
     assert column["description"].startswith("{% raw %}{% do run_query('x') %} described")
+
+
+def test_a_flagged_procedure_leaves_a_disabled_draft_with_its_tsql(tmp_path: Path) -> None:
+    import jinja2
+
+    write_tiny_workspace(tmp_path)
+    state, _ = run_until_test(tmp_path)
+    reason = state["outcomes"]["dbo.top two"]["reason"]
+    text = (tmp_path / "project" / state["plan"]["dbo.top two"]["path"]).read_text()
+    assert text.startswith("{{ config(enabled=false) }}\n")
+    assert reason in text
+    # The original T-SQL sits in a Jinja comment: a person sees it, dbt compiles nothing.
+    assert "SET ROWCOUNT 2\nSELECT CompanyName FROM Customers ORDER BY CompanyName" in text
+    rendered = jinja2.Environment().from_string(text).render(config=lambda **kw: "")
+    assert "ROWCOUNT" not in rendered.split("*/", 1)[1]
+
+
+def test_a_view_on_a_missing_table_keeps_its_translation_as_a_disabled_draft(
+    tmp_path: Path,
+) -> None:
+    from datamigrate_agent.metadata import View, dump_metadata, load_metadata
+
+    write_tiny_workspace(tmp_path)
+    doc = load_metadata(tmp_path / "metadata.json")
+    doc.views.append(
+        View(
+            schema="dbo",
+            name="Orphan",
+            dependencies=["dbo.Customers"],
+            definition="CREATE VIEW Orphan AS SELECT c.CompanyName, n.X "
+            "FROM Customers c JOIN Nowhere n ON n.Id = c.CustomerID",
+        )
+    )
+    dump_metadata(doc, tmp_path / "metadata.json")
+    state, _ = run_until_test(tmp_path)
+    assert "not in the metadata" in state["outcomes"]["dbo.orphan"]["reason"]
+    text = (tmp_path / "project" / state["plan"]["dbo.orphan"]["path"]).read_text()
+    assert text.startswith("{{ config(enabled=false) }}\n")
+    assert "{{ ref('stg_tiny__customers') }}" in text and "{#" not in text
+
+
+def test_a_disabled_comment_cannot_be_closed_by_the_source_text(tmp_path: Path) -> None:
+    import jinja2
+
+    from datamigrate_agent.metadata import Routine, dump_metadata, load_metadata
+
+    write_tiny_workspace(tmp_path)
+    doc = load_metadata(tmp_path / "metadata.json")
+    doc.procedures.append(Routine(
+        schema="dbo", name="Sneaky", kind="procedure", parameters=[],
+        definition="CREATE PROCEDURE Sneaky AS\nIF 1 = 1 SELECT '#} */ {{ run_query(1) }}'",
+        dependencies=[]))  # fmt: skip
+    dump_metadata(doc, tmp_path / "metadata.json")
+    state, _ = run_until_test(tmp_path)
+    text = (tmp_path / "project" / state["plan"]["dbo.sneaky"]["path"]).read_text()
+    calls: list[object] = []
+    env = jinja2.Environment()
+    env.from_string(text).render(config=lambda **kw: "", run_query=calls.append)
+    assert calls == [] and "run_query" in text

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from datamigrate_agent.config import MigrateConfig
-from datamigrate_agent.metadata import Column, MetadataDocument, Table
+from datamigrate_agent.metadata import Column, MetadataDocument, Routine, Table, View
 from datamigrate_agent.nodes._names import object_key, quote, snake
 from datamigrate_agent.nodes._profiles import profile_for
 from datamigrate_agent.nodes._sql import column_type
@@ -261,8 +261,7 @@ def _sources_doc(
 
 
 def _other_entry(inp: ProjectInputs, key: str, pm: PlannedModel) -> dict[str, Any]:
-    obj = next(o for o in [*inp.doc.views, *inp.doc.procedures]
-               if object_key(o.schema_, o.name) == key)  # fmt: skip
+    obj = _routine(inp, key)
     kind = "view" if obj in inp.doc.views else "procedure"
     desc = jinja_safe(obj.description or f"Converted from SQL Server {kind} {obj.qualified_name}.")
     if key in inp.disabled:
@@ -270,15 +269,37 @@ def _other_entry(inp: ProjectInputs, key: str, pm: PlannedModel) -> dict[str, An
     return {"name": pm["model"], "description": desc}
 
 
+def _routine(inp: ProjectInputs, key: str) -> View | Routine:
+    return next(o for o in [*inp.doc.views, *inp.doc.procedures]
+                if object_key(o.schema_, o.name) == key)  # fmt: skip
+
+
+def _original_tsql(obj: View | Routine) -> str:
+    # A Jinja comment ends at the first "#}": one in the source text must not end it early.
+    text = obj.definition.strip().replace("#}", "# }")
+    return f"{{# The original T-SQL of {obj.qualified_name}, untranslated:\n\n{text}\n#}}\n"
+
+
+def _disabled_header(reason: str) -> str:
+    text = " ".join(reason.split())[:1000].replace("*/", "* /")
+    return (
+        "{{ config(enabled=false) }}\n"
+        f"/* Flagged by DataMigrate: {jinja_safe(text)}\n"
+        "   Disabled so that the rest of the project builds: finish this model by hand, then\n"
+        "   remove the config line above. */\n"
+    )
+
+
 def _model_sql(inp: ProjectInputs, key: str, pm: PlannedModel) -> str:
     if pm["layer"] == "staging":
         t = next(t for t in inp.doc.tables if object_key(t.schema_, t.name) == key)
         body = staging_sql(t, pm, inp.config.target, key in inp.safe_casts)
-    else:
+    elif key in inp.sql:
         body = jinja_safe_sql(inp.sql[key].rstrip().rstrip(";")) + "\n"
+    else:
+        body = _original_tsql(_routine(inp, key))
     if key in inp.disabled:
-        reason = " ".join(inp.disabled[key].split())[:300].replace("*/", "* /")
-        return "{{ config(enabled=false) }}\n/* flagged: " + jinja_safe(reason) + " */\n" + body
+        return _disabled_header(inp.disabled[key]) + body
     return body
 
 
@@ -302,7 +323,7 @@ def _write_models(inp: ProjectInputs, root: Path) -> list[str]:
     groups: dict[tuple[str, str], list[str]] = {}
     written = []
     for key, pm in inp.plan.items():
-        if pm["layer"] != "staging" and key not in inp.sql:
+        if pm["layer"] != "staging" and key not in inp.sql and key not in inp.disabled:
             continue
         groups.setdefault((pm["layer"], pm["source"]), []).append(key)
         (root / pm["path"]).parent.mkdir(parents=True, exist_ok=True)

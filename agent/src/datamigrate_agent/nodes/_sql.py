@@ -10,7 +10,15 @@ __all__ = ["TranslationFailed", "column_type", "unmapped_type", "translate_selec
 
 
 class TranslationFailed(Exception):
-    """The translator refused a body; the message is its reason."""
+    """The translator refused a body; the message is its reason.
+
+    ``draft`` is the translation when there is one but it cannot build as it is (e.g. it
+    reads a table missing from the metadata): the disabled model a person finishes.
+    """
+
+    def __init__(self, reason: str, *, draft: str | None = None) -> None:
+        super().__init__(reason)
+        self.draft = draft
 
 
 #: The type a column falls back to when the target has no equivalent (and it is flagged).

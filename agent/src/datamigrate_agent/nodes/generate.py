@@ -97,10 +97,10 @@ def _translate(
         return None
 
     sql = translate_select(body_of(obj), target, resolve, types)
-    if missing:
-        raise TranslationFailed("; ".join(dict.fromkeys(missing)))
     if isinstance(obj, Routine) and obj.parameters:
         sql = _bind_params(sql, obj, plan[object_key(obj.schema_, obj.name)]["model"], target)
+    if missing:
+        raise TranslationFailed("; ".join(dict.fromkeys(missing)), draft=sql)
     return sql
 
 
@@ -118,11 +118,12 @@ def _routines(doc: MetadataDocument) -> dict[str, View | Routine]:
 def project_inputs(state: State, ctx: Context) -> ProjectInputs:
     """The writer's inputs from the state (used by generate and repair)."""
     plan, sql = state["plan"], state.get("sql", {})
+    # Every flagged model is written disabled: its translation, or else the original T-SQL
+    # in a comment, so that a person can finish it while the rest builds.
     disabled = {
         k: o.get("reason") or "flagged"
         for k, o in state.get("outcomes", {}).items()
         if o.get("status") == "flagged" and k in plan
-        and (k in sql or plan[k]["layer"] == "staging")
     }  # fmt: skip
     return ProjectInputs(
         doc=ctx.metadata, config=ctx.config, plan=plan, sources=state["sources"], sql=sql,
@@ -153,6 +154,8 @@ def generate_project(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         except TranslationFailed as e:
             blocked[key] = str(e)
             outcomes[key] = {"status": "flagged", "reason": str(e), "attempts": 0}
+            if e.draft is not None:
+                sql[key] = e.draft
     update: State = {**state, "sql": sql, "outcomes": outcomes}  # type: ignore[typeddict-item]
     files = write_project(project_inputs(update, ctx))
     flagged = sum(1 for o in outcomes.values() if o.get("status") == "flagged")

@@ -100,7 +100,7 @@ def _cell(text: Any) -> str:
     return " ".join(str(text if text is not None else "").split()).replace("|", "\\|")
 
 
-def _markdown(doc: dict[str, Any], state: State) -> str:
+def _markdown(doc: dict[str, Any], state: State, project: Path) -> str:
     counts = ", ".join(f"{n} {s}" for s, n in sorted(doc["counts"].items()))
     out = [
         f"# Migration report: {doc['project']}", "",
@@ -119,10 +119,33 @@ def _markdown(doc: dict[str, Any], state: State) -> str:
         fixes = ", ".join(e["fixes"]) or ("-" if not e["attempts"] else f"{e['attempts']}")
         out.append(f"| {_cell(e['object'])} | {e['kind']} | {_cell(e['model'] or '-')} | "
                    f"{e['status']} | {_cell(e['reason'])} | {_cell(fixes)} |")  # fmt: skip
+    out += _drafts(doc["objects"], project)
     if doc["cycles"]:
         out += ["", "## Dependency cycles", ""]
         out += [f"- {' -> '.join(c)}" for c in doc["cycles"]]
     return "\n".join(out) + "\n"
+
+
+DISABLED = "{{ config(enabled=false) }}"
+
+
+def _disabled(project: Path, path: str | None) -> bool:
+    if path is None or not (project / path).is_file():
+        return False
+    with (project / path).open(encoding="utf-8") as f:
+        return f.readline().strip() == DISABLED
+
+
+def _drafts(objects: list[dict[str, Any]], project: Path) -> list[str]:
+    # A model flagged before the build is in the project, disabled, with the reason on top.
+    flagged = [e for e in objects if e["status"] == "flagged" and _disabled(project, e["path"])]
+    if not flagged:
+        return []
+    out = ["", "## Flagged models to finish by hand", "",
+           "Each file is in the project, disabled (`{{ config(enabled=false) }}`), with the "
+           "reason on top; the rest of the project builds without it.", ""]  # fmt: skip
+    out += [f"- `{e['path']}` ({_cell(e['object'])}): {_cell(e['reason'])}" for e in flagged]
+    return out
 
 
 def _write(path: Path, text: str) -> None:
@@ -138,7 +161,7 @@ def write_report(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     doc = results_document(state, ctx)
     ws, project = ctx.config.workspace, ctx.config.project_dir
     text = json.dumps(doc, indent=2, default=str) + "\n"
-    md = _markdown(doc, state)
+    md = _markdown(doc, state, project)
     for folder in (ws, project):
         _write(folder / "results.json", text)
         _write(folder / "report.md", md)

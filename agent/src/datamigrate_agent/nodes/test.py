@@ -119,9 +119,11 @@ def _dialect_check(project: Path, state: State, target: str) -> dict[str, Any]:
     from datamigrate_agent.llm import sqlglot_dialect
 
     models: dict[str, Any] = {}
-    for pm in state["plan"].values():
+    outcomes = state.get("outcomes", {})
+    for key, pm in state["plan"].items():
         path = project / pm["path"]
-        if not path.is_file():
+        # A flagged model is a disabled draft (maybe T-SQL in a comment): dbt skips it too.
+        if outcomes.get(key, {}).get("status") == "flagged" or not path.is_file():
             continue
         sql = _JINJA_CONFIG.sub("", path.read_text(encoding="utf-8"))
         sql = _JINJA_SOURCE.sub(lambda m: f"{m.group(1)}.{m.group(2)}", _JINJA_REF.sub(
