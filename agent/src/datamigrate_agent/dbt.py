@@ -10,12 +10,19 @@ a tenth of the round and held a second copy of it in memory.
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DbtRun", "NodeResult", "run_dbt"]
+__all__ = ["DbtRun", "NodeResult", "run_dbt", "OnFinished"]
+
+log = logging.getLogger(__name__)
+
+#: Called from dbt's worker threads with a node's unique id and status as each node finishes.
+OnFinished = Callable[[str, str], None]
 
 #: stdout stays JSON lines; dbt logs warnings and errors to the project's ``logs/`` (info-level
 #: file logging costs about a third of a large build). No JSON artifacts (see above), and no
@@ -65,8 +72,33 @@ def _error_text(res: Any) -> str:
     return " ".join(str(exc).split())[:2000]
 
 
-def run_dbt(project: Path, profiles: Path, *, build: bool, vars_: dict[str, Any]) -> DbtRun:
-    """``dbt parse``, then (when ``build``) ``dbt build`` with the parsed manifest."""
+def _node_finished(on_finished: OnFinished) -> Callable[[Any], None]:
+    # dbt calls its callbacks with every event, whatever the log level, inside the node's
+    # runner: an exception here would turn the node into an error, so none may escape.
+    def callback(msg: Any) -> None:
+        if msg.info.name != "NodeFinished":
+            return
+        try:
+            on_finished(msg.data.node_info.unique_id, msg.data.run_result.status)
+        except Exception as e:  # noqa: BLE001 - progress must never fail a node
+            log.warning("Node progress failed",
+                        extra={"fields": {"error": f"{type(e).__name__}: {e}"}})  # fmt: skip
+
+    return callback
+
+
+def run_dbt(
+    project: Path,
+    profiles: Path,
+    *,
+    build: bool,
+    vars_: dict[str, Any],
+    on_finished: OnFinished | None = None,
+) -> DbtRun:
+    """``dbt parse``, then (when ``build``) ``dbt build`` with the parsed manifest.
+
+    ``on_finished`` hears of every node of the build as it finishes (dbt's ``NodeFinished``).
+    """
     from dbt.cli.main import dbtRunner
 
     out = DbtRun(parsed=False)
@@ -81,7 +113,9 @@ def run_dbt(project: Path, profiles: Path, *, build: bool, vars_: dict[str, Any]
     if not build:
         return out
     started = time.monotonic()
-    res = dbtRunner(manifest=res.result).invoke(_args("build", project, profiles, extra))
+    callbacks = [_node_finished(on_finished)] if on_finished else []
+    runner = dbtRunner(manifest=res.result, callbacks=callbacks)
+    res = runner.invoke(_args("build", project, profiles, extra))
     out.seconds["build"] = round(time.monotonic() - started, 2)
     out.results = [_node_result(r) for r in getattr(res.result, "results", None) or []]
     if not out.results and res.exception is not None:

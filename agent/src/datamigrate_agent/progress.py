@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Progress", "ConfigMapSink", "summary_of", "MAX_SUMMARY_ENTRIES"]
+__all__ = ["Progress", "ConfigMapSink", "summary_of", "CATEGORIES", "MAX_SUMMARY_ENTRIES"]
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +57,20 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+#: What an object counts as while it is validated: ``completed``, ``failed`` or ``skipped``.
+CATEGORIES = ("completed", "failed", "skipped")
+
+
 @dataclass
 class Progress:
-    """Counts of one step and where it is; each change is one event."""
+    """Counts of one step and where it is; each change is one event.
+
+    Nothing is reported while ``total`` is unknown (None): a ``0/0`` would say nothing true.
+    """
 
     step: str = "migrate"
     phase: str = "Generating"
-    total: int = 0
+    total: int | None = None
     completed: int = 0
     failed: int = 0
     skipped: int = 0
@@ -74,6 +81,8 @@ class Progress:
     _pending: bool = field(default=False, repr=False)
     _timer: threading.Timer | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: Object key -> category, for ``settle``.
+    _settled: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, step: str = "migrate") -> Progress:
@@ -101,6 +110,8 @@ class Progress:
             if key not in {"phase", "total", "completed", "failed", "skipped", "current"}:
                 raise TypeError(f"unknown progress field {key}")
             setattr(self, key, value)
+        if self.total is None:
+            return
         doc = self.document()
         log.info("Progress", extra={"fields": {"event": "progress", **doc}})
         self._pending = True
@@ -113,6 +124,21 @@ class Progress:
             self._timer = threading.Timer(wait, self._flush_later)
             self._timer.daemon = True
             self._timer.start()
+
+    def settle(self, categories: dict[str, str], **changes: Any) -> None:
+        """Put objects (by key) in a category; the counts are those of every object settled.
+
+        Objects are never unsettled, so ``completed + failed + skipped`` never goes down; an
+        object may move between categories (a model that fails a build, then is repaired).
+        """
+        unknown = set(categories.values()) - set(CATEGORIES)
+        if unknown:
+            raise ValueError(f"unknown progress categories {sorted(unknown)}")
+        self._settled.update(categories)
+        counts = dict.fromkeys(CATEGORIES, 0)
+        for category in self._settled.values():
+            counts[category] += 1
+        self.update(**counts, **changes)
 
     def _flush_later(self) -> None:
         self._timer = None

@@ -44,3 +44,19 @@ def test_a_parse_error_is_returned_not_raised(tmp_path: Path) -> None:
     run = run_dbt(project, project, build=True, vars_={})
     assert not run.parsed
     assert "missing_model" in (run.parse_error or "")
+
+
+def test_each_node_is_heard_of_as_it_finishes(tmp_path: Path) -> None:
+    yml = ("version: 2\nmodels:\n  - name: good\n    columns:\n      - name: Order ID\n"
+           "        quote: true\n        data_tests: [not_null]\n")  # fmt: skip
+    project = _project(tmp_path, "select * from no_such_table", yml)
+    heard: list[tuple[str, str]] = []
+
+    def on_finished(unique_id: str, status: str) -> None:
+        heard.append((unique_id, status))
+        if unique_id == "model.p.good":
+            raise RuntimeError("a broken progress reporter must not fail the node")
+
+    run = run_dbt(project, project, build=True, vars_={}, on_finished=on_finished)
+    assert sorted(heard) == sorted((r.unique_id, r.status) for r in run.results)
+    assert ("model.p.good", "success") in heard and ("model.p.bad", "error") in heard

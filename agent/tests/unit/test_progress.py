@@ -61,7 +61,7 @@ def test_a_throttled_event_is_written_without_a_further_event() -> None:
 
 def test_every_event_is_a_json_log_line(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    Progress().update(phase="Validating", current="stg_x__orders")
+    Progress().update(phase="Validating", total=3, current="stg_x__orders")
     record = next(r for r in caplog.records if r.getMessage() == "Progress")
     fields = record.fields  # type: ignore[attr-defined]
     assert fields["event"] == "progress" and fields["current"] == "stg_x__orders"
@@ -110,3 +110,26 @@ def test_from_env_uses_the_configmap_only_when_named(monkeypatch: pytest.MonkeyP
     sink = Progress.from_env().sink
     assert isinstance(sink, ConfigMapSink) and (sink.name, sink.namespace) == (
         "nw-progress", "team-a")  # fmt: skip
+
+
+def test_nothing_is_reported_before_the_total_is_known(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    sink = FakeSink()
+    p = Progress(sink=sink)
+    p.update(phase="Generating", current=None)
+    assert sink.patches == [] and not [r for r in caplog.records if r.getMessage() == "Progress"]
+    p.update(total=4)
+    first = json.loads(sink.patches[0]["progress.json"])
+    assert (first["phase"], first["total"], first["completed"]) == ("Generating", 4, 0)
+
+
+def test_settled_objects_move_between_categories_but_are_never_unsettled() -> None:
+    p = Progress(total=3)
+    p.settle({"a": "completed", "b": "skipped"})
+    assert (p.completed, p.failed, p.skipped) == (1, 0, 1)
+    p.settle({"b": "completed"}, current="m_b")  # repaired: b moves, the sum stays
+    assert (p.completed, p.failed, p.skipped, p.current) == (2, 0, 0, "m_b")
+    p.settle({"c": "failed"})
+    assert (p.completed, p.failed, p.skipped) == (2, 1, 0)
+    with pytest.raises(ValueError, match="unknown progress categories"):
+        p.settle({"d": "verified"})

@@ -149,7 +149,6 @@ def assess_objects(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Classify objects, rate complexity, and put them in dependency order."""
     ctx = runtime.context
     ctx.executed.append("assess")
-    ctx.progress.update(phase="Generating", current=None)
     objects = _collect(ctx.metadata)
     # Foreign keys order tables but never make a cycle worth flagging: staging models do not
     # read each other. Only view/routine edges become ref() edges.
@@ -162,7 +161,8 @@ def assess_objects(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         if o["key"] in on_cycle:
             o["notes"].append("on a dependency cycle: " + " -> ".join(on_cycle[o["key"]]))
     objects.sort(key=lambda o: o["order"])
-    ctx.progress.update(total=len(objects))
+    # The first report: before the objects are counted, there is no total to tell.
+    ctx.progress.update(phase="Generating", total=len(objects), current=None)
     log.info("Assessed objects", extra={"fields": {"node": "assess", "objects": len(objects),
                                                    "cycles": len(cycles)}})  # fmt: skip
     return {"objects": objects, "cycles": cycles}

@@ -22,6 +22,7 @@ from datamigrate_agent.nodes._engine import checksum_sql, connect
 from datamigrate_agent.nodes._names import object_key, quote
 from datamigrate_agent.nodes._project import raw_schema
 from datamigrate_agent.nodes._sql import unmapped_type
+from datamigrate_agent.nodes.test import settled_so_far
 from datamigrate_agent.state import ObjectInfo, Outcome, State
 
 __all__ = ["evaluate_results", "compare_table"]
@@ -137,8 +138,9 @@ def evaluate_results(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx.executed.append("evaluate")
     outcomes = {k: dict(v) for k, v in state.get("outcomes", {}).items()}
     runnable = ctx.config.target in RUNNABLE_TARGETS and ctx.config.validate
-    done = failed = flagged = 0
     tables = {object_key(t.schema_, t.name): t for t in ctx.metadata.tables}
+    # A resumed pod starts from what the last build settled: the counts never go down.
+    ctx.progress.settle(settled_so_far(state), phase="Validating", total=len(state["objects"]))
     with _maybe_connect(ctx, runnable) as con:
         for o in state["objects"]:
             prior = outcomes.get(o["key"], {})
@@ -150,19 +152,18 @@ def evaluate_results(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                 except Exception as e:  # noqa: BLE001 - one object's check must not stop others
                     prior.update(status="failed", reason=f"evaluation failed: {e}"[:500])
             outcomes[o["key"]] = prior
-            # Flagged objects need a person but are not failures: they count as skipped.
-            status = prior.get("status")
-            failed += status == "failed"
-            flagged += status == "flagged"
-            done += status not in {"flagged", "failed"}
-            ctx.progress.update(
-                completed=done,
-                failed=failed,
-                skipped=flagged,
-                current=state["plan"].get(o["key"], {}).get("model"),
-            )
+            ctx.progress.settle({o["key"]: _category(prior.get("status"))},
+                                current=state["plan"].get(o["key"], {}).get("model"))  # fmt: skip
     ctx.progress.update(current=None)
     return {"outcomes": outcomes}
+
+
+def _category(status: str | None) -> str:
+    # Flagged objects need a person but are not failures: they count as skipped (and so does
+    # an object without a status, which results.json lists as flagged).
+    if status == "failed":
+        return "failed"
+    return "skipped" if status in {"flagged", None} else "completed"
 
 
 class _NoEngine:

@@ -145,7 +145,7 @@ def generate_project(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         key = info["key"]
         if key not in plan or info["kind"] == "table":
             continue
-        ctx.progress.update(current=plan[key]["model"])
+        ctx.progress.update(total=len(state["objects"]), current=plan[key]["model"])
         try:
             sql[key] = _translate(objects[key], plan, blocked, target, types)
             note = _params_note(objects[key], plan[key]["model"])

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,9 +20,11 @@ from datamigrate_agent.nodes._context import Context
 from datamigrate_agent.nodes._engine import duckdb_path, export_pg_env, load_sources
 from datamigrate_agent.nodes._profiles import profile_for
 from datamigrate_agent.nodes._project import SEVERITY_VAR, raw_schema
-from datamigrate_agent.state import State
+from datamigrate_agent.progress import MIN_PATCH_INTERVAL, Progress
+from datamigrate_agent.state import PlannedModel, State
 
-__all__ = ["test_project", "route_after_test", "failing_models"]
+__all__ = ["test_project", "route_after_test", "failing_models", "settled_so_far",
+           "BuildProgress"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,58 @@ def _stand_in_profiles(ctx: Context, tmp: Path) -> Path:
 def _blame(message: str, models: list[str]) -> list[str]:
     # A parse error names the file or node; find which of our models it is about.
     return [m for m in models if re.search(rf"\b{re.escape(m)}\b", message)]
+
+
+def _category(model_status: str) -> str:
+    # A model that did not build is flagged unless a repair fixes it: skipped, for now.
+    return "completed" if model_status == "success" else "skipped"
+
+
+def settled_so_far(state: State) -> dict[str, str]:
+    """Progress categories known before a build: flagged objects are skipped, and the
+    models of the last build count by its result (a resumed pod starts from these)."""
+    plan, outcomes = state["plan"], state.get("outcomes", {})
+    models = state.get("build", {}).get("models", {})
+    out: dict[str, str] = {}
+    for o in state["objects"]:
+        key = o["key"]
+        if outcomes.get(key, {}).get("status") == "flagged":
+            out[key] = "skipped"
+        elif key in plan and plan[key]["model"] in models:
+            out[key] = _category(models[plan[key]["model"]]["status"])
+    return out
+
+
+class BuildProgress:
+    """Settles each object as dbt finishes its model; reports at most every half second.
+
+    dbt calls it from its worker threads, once per node: on a catalogue of 1,000 tables (and
+    their tests) a report per node would be thousands of log lines and ConfigMap patches.
+    """
+
+    def __init__(
+        self,
+        progress: Progress,
+        plan: dict[str, PlannedModel],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._progress = progress
+        self._keys = {pm["model"]: key for key, pm in plan.items()}
+        self._clock = clock
+        self._last = clock()
+        self._pending: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, unique_id: str, status: str) -> None:
+        """``dbt.OnFinished``: one node finished with ``status``."""
+        key = self._keys.get(unique_id.split(".")[-1]) if unique_id.startswith("model.") else None
+        if key is None:
+            return
+        with self._lock:
+            self._pending[key] = _category(status)
+            if self._clock() - self._last >= MIN_PATCH_INTERVAL:
+                self._progress.settle(self._pending, current=unique_id.split(".")[-1])
+                self._pending, self._last = {}, self._clock()
 
 
 def _summarise(run: DbtRun, state: State, round_no: int) -> dict[str, Any]:
@@ -68,7 +124,8 @@ def test_project(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     ctx.executed.append("test")
     cfg = ctx.config
-    ctx.progress.update(phase="Validating", current=None)
+    ctx.progress.settle(settled_so_far(state), phase="Validating", total=len(state["objects"]),
+                        current=None)  # fmt: skip
     runnable = cfg.target in RUNNABLE_TARGETS and cfg.validate
     update: dict[str, Any] = {}
     if runnable:
@@ -93,7 +150,8 @@ def test_project(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     round_no = state.get("build", {}).get("round", 0) + 1
     vars_ = {SEVERITY_VAR: "warn"}
     if runnable:
-        run = run_dbt(cfg.project_dir, cfg.project_dir, build=True, vars_=vars_)
+        run = run_dbt(cfg.project_dir, cfg.project_dir, build=True, vars_=vars_,
+                      on_finished=BuildProgress(ctx.progress, state["plan"]))  # fmt: skip
     else:
         with tempfile.TemporaryDirectory(prefix="datamigrate-profile-") as tmp:
             run = run_dbt(cfg.project_dir, _stand_in_profiles(ctx, Path(tmp)), build=False,
@@ -101,6 +159,8 @@ def test_project(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     update["build"] = _summarise(run, state, round_no)
     if not runnable and run.parsed and cfg.validate:
         update["build"]["models"] = _dialect_check(cfg.project_dir, state, cfg.target)
+    # The whole round's results, including what the throttle held back.
+    ctx.progress.settle(settled_so_far({**state, "build": update["build"]}), current=None)
     log.info("Built project", extra={"fields": {"node": "test", "round": round_no,
              "parsed": run.parsed, "seconds": run.seconds,
              "failing": len(failing_models(update["build"]))}})  # fmt: skip
