@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from datamigrate_agent.graph import build_graph, open_checkpointer
 from datamigrate_agent.llm import build_chat_model
 from datamigrate_agent.metadata import load_metadata
 from datamigrate_agent.nodes._context import Context
+from datamigrate_agent.nodes._engine import discard_scratch
 from datamigrate_agent.nodes._profiles import DUCKDB_PATH_ENV
 from datamigrate_agent.progress import Progress
 
@@ -95,6 +97,7 @@ def migrate(cfg: MigrateConfig, *, progress: Progress | None = None, chat: Any =
                 log.info("Node finished", extra={"fields": {"node": node}})
     finally:
         saver.conn.close()
+        discard_scratch(cfg)  # after a failure: the report node did not save it
         if engine_env is None:
             os.environ.pop(DUCKDB_PATH_ENV, None)
         else:
@@ -102,8 +105,17 @@ def migrate(cfg: MigrateConfig, *, progress: Progress | None = None, chat: Any =
     return ctx
 
 
+def _on_sigterm(signum: int, _frame: Any) -> None:
+    # A deleted pod gets SIGTERM, which skips every `finally` (and dbt would swallow the
+    # SystemExit a handler could raise): remove the scratch folders, then die of the signal.
+    discard_scratch()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``python -m datamigrate_agent migrate``."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     cfg = config_from_args(args)
     chat = build_chat_model(cfg.provider, cfg.model, cfg.base_url)
     ctx = migrate(cfg, chat=chat)

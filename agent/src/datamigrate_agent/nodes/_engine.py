@@ -24,7 +24,15 @@ from datamigrate_agent.nodes._names import quote
 from datamigrate_agent.nodes._profiles import DUCKDB_PATH_ENV
 from datamigrate_agent.nodes._sql import column_type
 
-__all__ = ["connect", "load_sources", "export_pg_env", "checksum_sql", "duckdb_path", "save_engine"]
+__all__ = [
+    "connect",
+    "load_sources",
+    "export_pg_env",
+    "checksum_sql",
+    "duckdb_path",
+    "save_engine",
+    "discard_scratch",
+]
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +133,23 @@ def save_engine(cfg: MigrateConfig) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     if os.environ.get(DUCKDB_PATH_ENV) == str(path):
         os.environ.pop(DUCKDB_PATH_ENV, None)
+
+
+def discard_scratch(cfg: MigrateConfig | None = None) -> None:
+    """Remove this process's scratch folder of ``cfg``'s workspace (of every one: None).
+
+    For a run that ends before ``save_engine``: a resumed run loads the raw tables again.
+    """
+    workspaces = [str(cfg.workspace)] if cfg else list(_SCRATCH_DIRS)
+    for workspace in workspaces:
+        folder = _SCRATCH_DIRS.pop(workspace, None)
+        if folder is None:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        path = str(Path(folder) / "warehouse.duckdb")
+        _OURS.discard(path)
+        if os.environ.get(DUCKDB_PATH_ENV) == path:
+            os.environ.pop(DUCKDB_PATH_ENV, None)
 
 
 @contextmanager
