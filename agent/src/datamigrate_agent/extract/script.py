@@ -63,7 +63,7 @@ from datamigrate_agent.metadata import (
     utc_now,
 )
 
-__all__ = ["ScriptResult", "read_script", "read_script_text"]
+__all__ = ["ScriptResult", "decode_script", "read_script", "read_script_bytes", "read_script_text"]
 
 log = logging.getLogger(__name__)
 
@@ -99,28 +99,43 @@ def read_script(
         PermanentError: the file cannot be read or is not text.
     """
     p = Path(path)
-    try:
-        data = p.read_bytes()
-        if p.name.endswith(".gz") or data[:2] == _GZIP_MAGIC:
-            data = gzip.decompress(data)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise PermanentError(f"cannot read script {p}: {e}", code="SourceUnreadable") from e
-    text = _decode(data, p)
+    data = read_script_bytes(p)
+    text = decode_script(data, p.name)
     name = p.name[:-3] if p.name.endswith(".gz") else p.name
     result = read_script_text(text, name, selection=selection, extracted_at=extracted_at)
     result.document.source.sha256 = hashlib.sha256(data).hexdigest()
     return result
 
 
-def _decode(data: bytes, path: Path) -> str:
-    """UTF-8 (with or without BOM), UTF-16 with BOM (SSMS's default), else Windows-1252."""
+def read_script_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The script's bytes, gunzipped when the name ends in ``.gz`` or they are gzip.
+
+    Raises:
+        PermanentError: the file cannot be read or is a broken gzip file.
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+        if p.name.endswith(".gz") or data[:2] == _GZIP_MAGIC:
+            data = gzip.decompress(data)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise PermanentError(f"cannot read script {p}: {e}", code="SourceUnreadable") from e
+    return data
+
+
+def decode_script(data: bytes, name: str) -> str:
+    """UTF-8 (with or without BOM), UTF-16 with BOM (SSMS's default), else Windows-1252.
+
+    Raises:
+        PermanentError: the bytes hold NULs without a UTF-16 BOM (not a text file).
+    """
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         if b"\x00" in data[:4096]:
-            raise PermanentError(f"script {path} is not text", code="SourceUnreadable") from None
+            raise PermanentError(f"script {name} is not text", code="SourceUnreadable") from None
         return data.decode("cp1252", errors="replace")
 
 

@@ -6,20 +6,20 @@ translation the migrate step uses. ``GO`` separators and statements without targ
 options, USE, PRINT, CREATE DATABASE, sp_addtype) are not printed. A statement that cannot be
 translated is reported on stderr with its line number and reason; the others are still
 printed, and the exit status is then 65 (permanent: the input must change). ``FILE`` may be
-``-`` for stdin; a name ending in ``.gz`` is gunzipped.
+``-`` for stdin; a name ending in ``.gz`` (or gzip data) is gunzipped. The script is decoded
+as the extract step decodes one: UTF-8 with or without BOM, UTF-16 with BOM (as SSMS saves),
+else Windows-1252.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import logging
 import sys
-from pathlib import Path
 
 from datamigrate_agent.errors import EXIT_OK, EXIT_PERMANENT
+from datamigrate_agent.extract.script import decode_script, read_script_bytes
 from datamigrate_agent.translate.engine import translate_script
-from datamigrate_agent.translate.errors import TranslationError
 from datamigrate_agent.translate.targets import TARGETS, get_target
 
 __all__ = ["add_arguments", "run"]
@@ -51,16 +51,10 @@ def _target(name: str) -> str:
 
 
 def _read(name: str) -> str:
+    """The script's text, decoded as extract decodes a script (UTF-8, UTF-16 BOM, cp1252)."""
     if name == "-":
-        return sys.stdin.read()
-    path = Path(name)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise TranslationError(f"cannot read {name}: {e.strerror}", code="InputUnreadable") from e
-    if path.suffix == ".gz":
-        data = gzip.decompress(data)
-    return data.decode("utf-8-sig")
+        return decode_script(sys.stdin.buffer.read(), "<stdin>")
+    return decode_script(read_script_bytes(name), name)
 
 
 def run(args: argparse.Namespace) -> int:

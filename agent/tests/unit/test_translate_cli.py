@@ -1,0 +1,28 @@
+"""``translate`` as a user runs it: encodings, what goes to stdout and stderr, exit statuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from datamigrate_agent.__main__ import main
+from datamigrate_agent.errors import EXIT_OK
+
+SCRIPT = "-- Café\r\nSELECT N'Crème brûlée' AS d\r\n"
+
+
+def _translate(path: Path, target: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    status = main(["translate", "--to", target, str(path)])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "cp1252"])
+def test_a_script_saved_as_utf16_or_latin1_is_translated_like_extract_reads_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], encoding: str
+) -> None:
+    # "utf-16" writes a BOM, as SSMS does; cp1252 is latin-1 for these characters.
+    path = tmp_path / "in.sql"
+    path.write_bytes(SCRIPT.encode(encoding))
+    assert _translate(path, "duckdb", capsys) == (EXIT_OK, "SELECT 'Crème brûlée' AS d;\n", "")
