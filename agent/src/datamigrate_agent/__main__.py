@@ -2,7 +2,8 @@
 
 The operator's Job pods and the local runner (``datamigrate run``) call exactly these commands.
 Each subcommand lives in its own module with a ``add_arguments(parser)`` and a ``run(args)``
-returning an exit status; see ``errors`` for what the statuses mean.
+returning an exit status; see ``errors`` for what the statuses mean. A module whose stdout is
+its output sets ``LOG_TO_STDERR = True`` and gets its log lines on stderr.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line, run the subcommand, and map errors to exit statuses."""
     argv = sys.argv[1:] if argv is None else argv
     args = _parser(argv).parse_args(argv)
-    setup_logging()
+    to_stderr = getattr(args._module, "LOG_TO_STDERR", False)
+    setup_logging(stream=sys.stderr if to_stderr else sys.stdout)
     try:
         return int(args._module.run(args))
     except AgentError as e:

@@ -1,4 +1,4 @@
-"""JSON-lines logging to stdout, with migration, namespace, step and object fields."""
+"""JSON-lines logging (stdout, or stderr where stdout is the output), with context fields."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 __all__ = ["setup_logging"]
 
@@ -38,12 +38,14 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def setup_logging(level: str | None = None) -> None:
-    """Send every log record to stdout as one JSON object per line.
+def setup_logging(level: str | None = None, stream: TextIO | None = None) -> None:
+    """Send every log record to ``stream`` (stdout by default) as one JSON object per line.
 
-    Pass structured fields with ``logger.info("Msg", extra={"fields": {"object": name}})``.
+    The steps log to stdout, where the local runner reads progress events; ``translate``
+    logs to stderr because its stdout is the SQL. Pass structured fields with
+    ``logger.info("Msg", extra={"fields": {"object": name}})``.
     """
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(_JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -22,7 +22,10 @@ from datamigrate_agent.extract.script import decode_script, read_script_bytes
 from datamigrate_agent.translate.engine import translate_script
 from datamigrate_agent.translate.targets import TARGETS, get_target
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["LOG_TO_STDERR", "add_arguments", "run"]
+
+#: stdout carries only the SQL; warnings and the failure line go to stderr.
+LOG_TO_STDERR = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
