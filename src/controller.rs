@@ -42,6 +42,9 @@ pub const REQUEUE_IDLE: Duration = Duration::from_secs(300);
 /// the agent's progress ConfigMap triggers a reconcile through the watches.
 pub const REQUEUE_RUNNING: Duration = Duration::from_secs(300);
 
+/// Longest wait before a missing Secret or ConfigMap is looked for again.
+pub const MISSING_INPUT_RECHECK: Duration = Duration::from_secs(20);
+
 /// Per-object backoff of failed reconciles: exponential with jitter, capped, reset on success.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ErrorBackoff {
@@ -858,7 +861,11 @@ pub fn error_policy(mig: Arc<Migration>, err: &Error, ctx: Arc<Context>) -> Acti
         return Action::requeue(backoff.cap);
     }
     let failures = ctx.bump_failures(&object_key(&mig));
-    let delay = backoff.delay(failures, rand::rng().random_range(0.8..1.2));
+    let mut delay = backoff.delay(failures, rand::rng().random_range(0.8..1.2));
+    if matches!(err, Error::MissingInput { .. }) {
+        // Referenced Secrets and ConfigMaps are not watched: look again soon, not in minutes
+        delay = delay.min(MISSING_INPUT_RECHECK);
+    }
     warn!(
         error = err as &dyn std::error::Error,
         reason = err.reason(),

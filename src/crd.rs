@@ -56,12 +56,17 @@ pub const MAX_STATUS_OBJECTS: usize = 50;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "has(self.output) == has(oldSelf.output) && (!has(self.output) || self.output == oldSelf.output)"
+).message("output is immutable once set: create a new Migration to publish elsewhere"))]
 pub struct MigrationSpec {
     /// The database to migrate: a live SQL Server or a T-SQL script. Immutable once set.
     #[x_kube(validation = Rule::new("self == oldSelf").message("source is immutable once set"))]
     pub source: SourceSpec,
 
-    /// The warehouse dialect and the dbt project to generate.
+    /// The warehouse dialect and the dbt project to generate. Immutable once set.
+    #[x_kube(validation = Rule::new("self == oldSelf")
+        .message("target is immutable once set: create a new Migration for another target"))]
     pub target: TargetSpec,
 
     /// The agent that generates, tests and repairs the project.
@@ -69,7 +74,10 @@ pub struct MigrationSpec {
     pub agent: AgentSpec,
 
     /// Whether and where the generated project is built and compared with the source.
+    /// Immutable once set.
     #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf")
+        .message("validation is immutable once set: create a new Migration to validate otherwise"))]
     pub validation: ValidationSpec,
 
     /// Where the finished project is published. Without it the publish step is skipped and the
@@ -108,8 +116,12 @@ pub struct SourceSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SqlServerSource {
-    /// Host name or address of the server.
-    #[schemars(length(min = 1, max = 253))]
+    /// Host name or address of the server, optionally with `\\instance`; never a URL (the
+    /// login comes from `credentialsSecretRef`).
+    #[schemars(
+        length(min = 1, max = 253),
+        pattern(r"^[A-Za-z0-9._:\[\]-]+(\\[A-Za-z0-9_$-]+)?$")
+    )]
     pub host: String,
 
     /// TCP port of the server.
@@ -197,8 +209,10 @@ pub struct ConfigMapKeyRef {
 }
 
 /// A file on a PersistentVolumeClaim.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!self.path.matches('(^|/)[.][.](/|$)')")
+    .message("path must stay inside the volume (no .. segment)"))]
 pub struct VolumeFile {
     /// Name of the PersistentVolumeClaim, in the Migration's namespace.
     #[schemars(length(min = 1, max = 253))]
@@ -212,8 +226,10 @@ pub struct VolumeFile {
 // === target ===
 
 /// The warehouse and the dbt project.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.projectName != 'dbt' && !self.projectName.startsWith('dbt_')")
+    .message("projectName must not be dbt or start with dbt_ (the names of dbt's own packages)"))]
 pub struct TargetSpec {
     /// SQL dialect of the target warehouse.
     pub dialect: Dialect,
@@ -223,9 +239,9 @@ pub struct TargetSpec {
     #[schemars(length(min = 1, max = 63), pattern(r"^[a-z_][a-z0-9_]*$"))]
     pub project_name: String,
 
-    /// Schema the models are built in; the dbt profile's default when unset.
+    /// Schema the models are built in (an identifier); the dbt profile's default when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 128))]
+    #[schemars(length(min = 1, max = 63), pattern(r"^[A-Za-z_][A-Za-z0-9_]*$"))]
     pub schema: Option<String>,
 
     /// Default materialisation of the generated models.
@@ -455,21 +471,30 @@ pub struct OutputSpec {
 }
 
 /// A git remote.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "!self.url.matches('^https?://[^/]*@') && !self.url.matches('^[a-z+]+://[^/@]*:[^/@]*@')"
+).message("url must not carry credentials: put them in the Secret of credentialsSecretRef"))]
+#[x_kube(validation = Rule::new("!has(self.path) || !self.path.matches('(^|/)[.][.](/|$)')")
+    .message("path must stay inside the repository (no .. segment)"))]
 pub struct GitOutput {
-    /// URL of the repository (https or ssh).
-    #[schemars(length(min = 1, max = 2048))]
+    /// URL of the repository: `scheme://...` (https, ssh, git, file), `user@host:path` or an
+    /// absolute path. Credentials go in `credentialsSecretRef`, never in the URL.
+    #[schemars(
+        length(min = 1, max = 2048),
+        pattern(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|/|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:)")
+    )]
     pub url: String,
 
     /// Branch the project is committed to.
     #[serde(default = "default_branch")]
-    #[schemars(length(min = 1, max = 255))]
+    #[schemars(length(min = 1, max = 255), pattern(r"^[A-Za-z0-9_][A-Za-z0-9._/-]*$"))]
     pub branch: String,
 
     /// Folder inside the repository; the root when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 1024))]
+    #[schemars(length(min = 1, max = 1024), pattern(r"^[^/]"))]
     pub path: Option<String>,
 
     /// The Secret with the git user name and password (or token); given to publish only.
@@ -478,8 +503,10 @@ pub struct GitOutput {
 }
 
 /// A PersistentVolumeClaim the project is copied onto.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.path) || !self.path.matches('(^|/)[.][.](/|$)')")
+    .message("path must stay inside the volume (no .. segment)"))]
 pub struct VolumeOutput {
     /// Name of the PersistentVolumeClaim, in the Migration's namespace.
     #[schemars(length(min = 1, max = 253))]
