@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from datamigrate_agent.__main__ import main
@@ -49,3 +50,83 @@ def test_log_lines_go_to_stderr_so_stdout_is_only_sql(
     assert (status, out) == (EXIT_PERMANENT, "SELECT 1 AS a;\nSELECT 2 AS b;\n")
     assert '"msg": "Translation crashed"' in err
     assert "line 2: not translated: translator failure (RecursionError" in err
+
+
+PROCEDURAL = [
+    ("WAITFOR DELAY '00:00:01'", "WAITFOR pauses the T-SQL batch; duckdb has no such statement"),
+    ("PRINT 'loaded'", "PRINT sends a message to the client; duckdb has no such statement"),
+    ("RAISERROR('x', 16, 1)", "RAISERROR raises a T-SQL error or message; duckdb has no such"),
+    ("THROW 50000, 'x', 1", "THROW raises a T-SQL error; duckdb has no such statement"),
+    ("RETURN", "RETURN (leaving the batch or procedure) is T-SQL control flow"),
+    ("BEGIN SELECT 3 END", "a BEGIN ... END block groups T-SQL control flow"),
+    (
+        "BEGIN TRY\n  SELECT 1/0;\nEND TRY\nBEGIN CATCH\n  SELECT 2;\nEND CATCH",
+        "BEGIN TRY ... END CATCH is T-SQL error handling; duckdb has no such statement",
+    ),
+    (
+        "IF 1 = 1 BEGIN\n  SELECT 1;\nEND\nELSE BEGIN SELECT 3 END",
+        "IF/WHILE control flow only exist inside SQL Server batches",
+    ),
+]
+
+
+@pytest.mark.parametrize(("statement", "reason"), PROCEDURAL)
+def test_procedural_statements_are_reported_with_their_line_and_the_rest_translated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], statement: str, reason: str
+) -> None:
+    path = tmp_path / "in.sql"
+    path.write_text(f"SELECT 1 AS a\n{statement}\nSELECT 2 AS b\n", encoding="utf-8")
+    status, out, err = _translate(path, "duckdb", capsys)
+    assert (status, out) == (EXIT_PERMANENT, "SELECT 1 AS a;\nSELECT 2 AS b;\n")
+    assert err.startswith(f"line 2: not translated: {reason}")
+    assert err.count("\n") == 1, err
+
+
+def test_begin_transaction_is_still_translated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "in.sql"
+    path.write_text("BEGIN TRANSACTION\nSELECT 1 AS a\nCOMMIT\n", encoding="utf-8")
+    assert _translate(path, "duckdb", capsys) == (EXIT_OK, "BEGIN;\nSELECT 1 AS a;\nCOMMIT;\n", "")
+
+
+DML = """CREATE TABLE dbo.Customers (id INT, v INT)
+CREATE TABLE dbo.Staging (id INT, v INT)
+INSERT dbo.Customers VALUES (1, 0) INSERT dbo.Customers VALUES (2, 0)
+INSERT dbo.Customers VALUES (3, 0)
+INSERT dbo.Staging VALUES (1, 10) INSERT dbo.Staging VALUES (4, 40)
+UPDATE t SET t.v = 1 FROM dbo.Customers AS t JOIN dbo.Staging s ON s.id = t.id
+DELETE c FROM dbo.Customers c WHERE c.id = 3
+MERGE dbo.Customers AS tgt USING dbo.Staging AS src ON tgt.id = src.id
+  WHEN MATCHED THEN UPDATE SET tgt.v = src.v OUTPUT $action, inserted.*;
+INSERT INTO dbo.Customers (id, v) OUTPUT inserted.id VALUES (9, 9)
+DELETE TOP (1) FROM dbo.Customers
+MERGE dbo.Customers AS tgt USING dbo.Staging AS src ON tgt.id = src.id
+  WHEN MATCHED THEN UPDATE SET tgt.v = src.v
+  WHEN NOT MATCHED THEN INSERT (id, v) VALUES (src.id, src.v);
+UPDATE dbo.Customers SET Customers.v = s.v + 1 FROM dbo.Staging s WHERE s.id = Customers.id
+  AND s.id = 4
+"""
+
+
+def test_tsql_only_dml_is_reported_and_the_dml_printed_runs_on_duckdb(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "in.sql"
+    path.write_text(DML, encoding="utf-8")
+    status, out, err = _translate(path, "duckdb", capsys)
+    assert status == EXIT_PERMANENT
+    reported = [line.split(": not translated: ") for line in err.splitlines()]
+    assert [(where, why.split(" (")[0].split(";")[0]) for where, why in reported] == [
+        ("line 6", "UPDATE t ... FROM names the updated table in FROM"),
+        ("line 7", "DELETE <alias> FROM <tables>"),
+        ("line 8", "MERGE ... OUTPUT returns rows of T-SQL's inserted/deleted pseudo-tables"),
+        ("line 10", "INSERT ... OUTPUT returns rows of T-SQL's inserted/deleted pseudo-tables"),
+        ("line 11", "DELETE TOP"),
+    ]
+    con = duckdb.connect()
+    for statement in out.split(";\n")[:-1]:
+        con.execute(statement)
+    # What SQL Server holds after the two statements that were translated.
+    rows = con.execute("SELECT id, v FROM Customers ORDER BY id").fetchall()
+    assert rows == [(1, 10), (2, 0), (3, 0), (4, 41)]

@@ -46,7 +46,8 @@ def test_sample_script_runs_on_duckdb_with_every_row(name: str) -> None:
 
 
 def _expected_flag(reason: str) -> bool:
-    return reason.startswith(("CREATE PROCEDURE", "CREATE TRIGGER", "T-SQL variables"))
+    # pubs reports its progress with RAISERROR, which no target can send.
+    return reason.startswith(("CREATE PROCEDURE", "CREATE TRIGGER", "T-SQL variables", "RAISERROR"))
 
 
 def test_northwind_counts_are_the_known_ones() -> None:

@@ -2,7 +2,8 @@
 
 Each semantic kind has its own rewrite in ``transforms/``; ``transforms.TRANSFORMS`` lists
 them in the order they run. Statements that carry no SQL for the target (``GO``, ``SET``
-options, ``USE``, ``PRINT``) are kept in the script result with ``skipped`` set.
+options, ``USE``) are kept in the script result with ``skipped`` set; procedural T-SQL
+(control flow, TRY ... CATCH, PRINT, RAISERROR, WAITFOR) fails with the reason.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
-from datamigrate_agent.translate import _ddl_text
+from datamigrate_agent.translate import _control_flow, _ddl_text
 from datamigrate_agent.translate._context import Context, Options, ResolveTable, SkipStatement
 from datamigrate_agent.translate._schema import Schema
 from datamigrate_agent.translate.errors import TranslationError
@@ -52,7 +53,7 @@ class TranslatedStatement:
             skipped or failed.
         kind: ``query``, ``insert``, ``update``, ``delete``, ``create_table``, ``create_view``,
             ``ddl``, ``set`` or ``other``.
-        skipped: why the statement has no target SQL (``SET`` options, ``USE``, ``PRINT``).
+        skipped: why the statement has no target SQL (``SET`` options, ``USE``).
         error: the untranslatable reason, when translation failed.
     """
 
@@ -252,8 +253,12 @@ def _translate_one(
     skipped = session.skip_reason(text)
     if skipped:
         return TranslatedStatement(text, line, kind="other", skipped=skipped)
+    text_to_parse = session.rewrite_if_drop(text)
+    procedural = _control_flow.reason(text_to_parse, target)
+    if procedural:
+        return TranslatedStatement(text, line, kind="other", error=procedural)
     try:
-        tree = _parse(session.rewrite_if_drop(text))
+        tree = _parse(text_to_parse)
         ctx = Context(
             get_target(target), state.options, state.schema, rowcount=state.rowcount, script=script
         )

@@ -1,7 +1,8 @@
 """Procedures that return one result set: the query a dbt model can be built from.
 
 A model is one SELECT with no arguments, so a procedure qualifies when it takes no
-parameters and its body, once session options (``SET NOCOUNT ON``) are set aside, is a single
+parameters and its body, once session options (``SET NOCOUNT ON``) and messages (``PRINT``,
+``RAISERROR``) are set aside, is a single
 SELECT (or WITH ... SELECT) that writes nothing. Anything else raises ``TranslationError``
 with the precise reason the object is flagged.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from datamigrate_agent.translate._control_flow import is_message
 from datamigrate_agent.translate.errors import TranslationError
 from datamigrate_agent.translate.splitter import split_statements
 from datamigrate_agent.translate.transforms.session import skip_reason
@@ -58,7 +60,11 @@ def procedure_query(definition: str) -> str:
                 "procedure uses SET ROWCOUNT, which limits every later statement "
                 "(the same as TOP on its SELECT); rewrite it with TOP by hand"
             )
-    queries = [s for s in statements if not skip_reason(s) and s.strip().upper() != "RETURN"]
+    queries = [
+        s
+        for s in statements
+        if not skip_reason(s) and not is_message(s) and s.strip().upper() != "RETURN"
+    ]
     if len(queries) != 1:
         raise TranslationError(f"procedure runs {len(queries)} statements; a model is one query")
     query = queries[0]

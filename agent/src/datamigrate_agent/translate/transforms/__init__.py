@@ -22,6 +22,7 @@ from datamigrate_agent.translate.transforms import (
     cte,
     datetime,
     ddl,
+    dml,
     grouping,
     guards,
     inserts,
@@ -40,6 +41,7 @@ Transform = Callable[[exp.Expression, Context], exp.Expression]
 
 TRANSFORMS: list[Transform] = [
     guards.transform,
+    dml.transform,
     ddl.transform,
     keys.transform,
     inserts.transform,
@@ -60,9 +62,10 @@ TRANSFORMS: list[Transform] = [
     tables.transform,
 ]
 
-#: Enough for ``INSERT ... VALUES`` rows of constants (most of a data script): value
-#: conversion, money casts, literal forms and table names.
+#: Enough for ``INSERT ... VALUES`` rows of constants (most of a data script): OUTPUT refused,
+#: value conversion, money casts, literal forms and table names.
 VALUES_TRANSFORMS: list[Transform] = [
+    dml.transform,
     inserts.transform,
     types.transform,
     literals.transform,

@@ -1,7 +1,7 @@
 """Statements that change the session rather than the data, and statements with no SQL.
 
 Skipped (kept in the script result with a reason, printed by nobody): ``GO`` (already gone),
-``SET`` options, ``USE``, ``PRINT``, database-level CREATE/ALTER/DROP DATABASE, ``sp_addtype``
+``SET`` options, ``USE``, database-level CREATE/ALTER/DROP DATABASE, ``sp_addtype``
 (recorded: later columns of the alias type get its base type). Applied to later statements:
 ``SET DATEFIRST n``, ``SET ROWCOUNT n``, ``SET IDENTITY_INSERT t OFF`` (moves the identity's
 sequence past the highest explicit value, as SQL Server moves the seed).
@@ -23,7 +23,6 @@ __all__ = ["Handled", "apply", "rewrite_if_drop", "skip_reason"]
 
 _SKIPS = [
     (re.compile(r"^\s*USE\b", re.I), "USE selects a database; the target connection decides"),
-    (re.compile(r"^\s*PRINT\b", re.I), "PRINT only writes a message"),
     (
         re.compile(r"^\s*(CREATE|ALTER|DROP)\s+DATABASE\b", re.I),
         "database-level statement; the target connection decides the database",
@@ -40,14 +39,14 @@ _SKIPS = [
     (
         re.compile(
             r"^\s*(IF|EXEC|EXECUTE)\b.*\b(sysdatabases|sp_dboption|SERVERPROPERTY|DB_NAME\s*\(|"
-            r"RAISERROR|ALTER\s+DATABASE|DROP\s+DATABASE)",
+            r"ALTER\s+DATABASE|DROP\s+DATABASE)",
             re.I | re.S,
         ),
         "server administration (database options, checks on the server)",
     ),
     (
-        re.compile(r"^\s*(CHECKPOINT|DBCC|RAISERROR|WAITFOR)\b", re.I),
-        "server maintenance or messaging statement",
+        re.compile(r"^\s*(CHECKPOINT|DBCC)\b", re.I),
+        "server maintenance statement",
     ),
 ]
 _ADDTYPE = re.compile(
