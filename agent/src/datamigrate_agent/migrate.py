@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ __all__ = ["add_arguments", "run", "migrate"]
 
 log = logging.getLogger(__name__)
 
+#: What ``--schema`` (``spec.target.schema``) may be: a plain identifier on every target.
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 #: Supersteps the graph may take; the repair loop is bounded well below this.
 RECURSION_LIMIT = 100
 
@@ -53,6 +56,13 @@ def config_from_args(args: argparse.Namespace) -> MigrateConfig:
         raise PermanentError("--max-repair-attempts must be 0..10", code="InvalidArguments")
     if not args.project_name.strip():
         raise PermanentError("--project-name must not be empty", code="InvalidArguments")
+    if not _IDENTIFIER.fullmatch(args.schema):
+        # The schema is written into SQL and into dbt's Jinja (profiles, model configs).
+        raise PermanentError(
+            f"spec.target.schema must be an identifier (^{_IDENTIFIER.pattern}$), "
+            f"not {args.schema[:40]!r}",
+            code="InvalidArguments",
+        )
     return MigrateConfig(
         workspace=args.workspace.resolve(), target=args.target, project_name=args.project_name,
         schema=args.schema, materialization=args.materialization, validate=args.validate,

@@ -57,7 +57,8 @@ def _safe_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is not None or (parts.username and parts.scheme in {"http", "https"}):
         raise PermanentError(
-            "put git credentials in env DATAMIGRATE_GIT_USERNAME/PASSWORD, not in --git-url",
+            "spec.output.git.url must not carry credentials: put them in the Secret of "
+            "spec.output.git.credentialsSecretRef",
             code="CredentialsInUrl",
         )
     return url
@@ -126,7 +127,10 @@ def publish_git(workspace: Path, url: str, branch: str, path: str = "") -> dict[
     url = _safe_url(url)
     sub = Path(path.strip("/")) if path.strip("/") else Path()
     if ".." in sub.parts:
-        raise PermanentError("--path must stay inside the repository", code="InvalidArguments")
+        raise PermanentError(
+            "spec.output.git.path must stay inside the repository (no .. segment)",
+            code="InvalidArguments",
+        )
     with tempfile.TemporaryDirectory(prefix="datamigrate-publish-") as tmp_name:
         tmp = Path(tmp_name)
         env, repo = _git_env(tmp), tmp / "repo"
@@ -169,7 +173,16 @@ def _has_fetch_head(repo: Path) -> bool:
 
 
 def publish_volume(workspace: Path, volume: Path) -> dict[str, str | None]:
-    """Copy the project into ``volume`` (replacing an earlier copy)."""
+    """Copy the project into ``volume`` (replacing an earlier copy).
+
+    ``volume`` is the claim's mount plus ``spec.output.volume.path``; a ``..`` segment in it
+    would reach outside the claim, so it is refused before anything is written.
+    """
+    if ".." in Path(volume).parts:
+        raise PermanentError(
+            "spec.output.volume.path must stay inside the volume (no .. segment)",
+            code="InvalidArguments",
+        )
     project = _project_dir(workspace)
     volume = volume.resolve()
     if volume == workspace.resolve() or workspace.resolve() in volume.parents:

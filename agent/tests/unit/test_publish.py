@@ -88,8 +88,20 @@ def test_git_credentials_come_from_env_through_askpass_and_stay_out_of_files(
 def test_credentials_in_the_url_are_refused(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     _project(ws)
-    with pytest.raises(PermanentError, match="not in --git-url"):
+    with pytest.raises(PermanentError, match="spec.output.git.url must not carry credentials"):
         publish.publish_git(ws, "https://bot:token@git.example/repo.git", "main")
+
+
+def test_a_volume_path_with_dotdot_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    ws, claim = tmp_path / "ws", tmp_path / "claim"
+    _project(ws)
+    claim.mkdir()
+    escape = claim / "a" / ".." / ".." / "escaped"
+    with pytest.raises(PermanentError, match=r"spec.output.volume.path must stay inside") as err:
+        publish.publish_volume(ws, escape)
+    assert err.value.code == "InvalidArguments"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["claim", "ws"]
+    assert list(claim.iterdir()) == []
 
 
 def test_unreachable_remote_is_retryable_and_names_no_secret(tmp_path: Path) -> None:
