@@ -29,6 +29,21 @@ def test_a_script_saved_as_utf16_or_latin1_is_translated_like_extract_reads_it(
     assert _translate(path, "duckdb", capsys) == (EXIT_OK, "SELECT 'Crème brûlée' AS d;\n", "")
 
 
+def test_go_lines_with_windows_line_ends_separate_batches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "in.sql"
+    script = "CREATE TABLE dbo.t (a INT)\r\nGO\r\nINSERT dbo.t VALUES (1)\r\nGO -- done\r\n"
+    path.write_bytes(script.encode("utf-16"))
+    status, out, err = _translate(path, "duckdb", capsys)
+    assert (status, err) == (EXIT_OK, "")
+    assert out == "CREATE TABLE t (a INT);\nINSERT INTO t VALUES (1);\n"
+    con = duckdb.connect()
+    for statement in out.split(";\n")[:-1]:
+        con.execute(statement)
+    assert con.execute("SELECT a FROM t").fetchall() == [(1,)]
+
+
 def test_a_binary_file_is_refused_as_unreadable_input(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -22,7 +22,8 @@ from datamigrate_agent.translate.errors import TranslationError
 
 __all__ = ["RawStatement", "split_batches", "split_script", "split_statements"]
 
-_GO = re.compile(r"^[ \t]*GO(?:[ \t]+\d+)?[ \t]*(?:--[^\n]*)?$", re.IGNORECASE | re.MULTILINE)
+#: A ``GO`` line, also with Windows line ends (SSMS saves CRLF).
+_GO = re.compile(r"^[ \t]*GO(?:[ \t]+\d+)?[ \t]*(?:--[^\n]*)?\r?$", re.IGNORECASE | re.MULTILINE)
 
 #: Keywords that begin a statement (upper-case token text).
 _STARTERS = {
