@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 import duckdb
@@ -145,3 +147,34 @@ def test_tsql_only_dml_is_reported_and_the_dml_printed_runs_on_duckdb(
     # What SQL Server holds after the two statements that were translated.
     rows = con.execute("SELECT id, v FROM Customers ORDER BY id").fetchall()
     assert rows == [(1, 10), (2, 0), (3, 0), (4, 41)]
+
+
+@pytest.mark.postgres
+def test_the_dml_printed_for_postgres_runs_there_with_sql_servers_result(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dsn = os.environ.get("DATAMIGRATE_PG_DSN")
+    if not dsn:
+        if os.environ.get("CI") == "true":
+            pytest.fail("DATAMIGRATE_PG_DSN is not set (run scripts/postgres)")
+        pytest.skip("DATAMIGRATE_PG_DSN is not set (run scripts/postgres)")
+    import psycopg2
+
+    path = tmp_path / "in.sql"
+    path.write_text(DML, encoding="utf-8")
+    status, out, _ = _translate(path, "postgres", capsys)
+    assert status == EXIT_PERMANENT
+    connection = psycopg2.connect(dsn)
+    connection.autocommit = True
+    cursor = connection.cursor()
+    schema = f"s_{uuid.uuid4().hex[:12]}"
+    cursor.execute(f"CREATE SCHEMA {schema}")
+    try:
+        cursor.execute(f"SET search_path TO {schema}")
+        for statement in out.split(";\n")[:-1]:
+            cursor.execute(statement)
+        cursor.execute('SELECT "id", "v" FROM "Customers" ORDER BY "id"')
+        assert cursor.fetchall() == [(1, 10), (2, 0), (3, 0), (4, 41)]
+    finally:
+        cursor.execute(f"DROP SCHEMA {schema} CASCADE")
+        connection.close()
