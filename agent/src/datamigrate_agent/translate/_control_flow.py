@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["is_message", "reason"]
+__all__ = ["NOT_BLOCKS", "is_message", "reason"]
 
 _LEADING_COMMENTS = re.compile(r"^(\s*(--[^\n]*\n|/\*.*?\*/))*\s*", re.S)
 _FIRST_WORDS = re.compile(r"(\w+)(?:\s+(\w+))?")
-_NOT_BLOCKS = {"TRAN", "TRANSACTION", "DISTRIBUTED", "DIALOG", "CONVERSATION"}
+#: ``BEGIN`` followed by one of these starts a transaction or a dialog, not a block.
+NOT_BLOCKS = {"TRAN", "TRANSACTION", "DISTRIBUTED", "DIALOG", "CONVERSATION"}
 _LABEL = re.compile(r"^\w+:$")
 
 #: first keyword -> what the statement does in T-SQL.
@@ -42,7 +43,7 @@ def reason(text: str, dialect: str) -> str | None:
     first, second = match.group(1).upper(), (match.group(2) or "").upper()
     if first == "BEGIN" and second == "TRY":
         what = "BEGIN TRY ... END CATCH is T-SQL error handling"
-    elif first == "BEGIN" and second not in _NOT_BLOCKS:
+    elif first == "BEGIN" and second not in NOT_BLOCKS:
         what = "a BEGIN ... END block groups T-SQL control flow"
     elif _LABEL.match(body.strip()):
         what = "a label (a GOTO target) is T-SQL control flow"

@@ -2,9 +2,8 @@
 
 A model is one SELECT with no arguments, so a procedure qualifies when it takes no
 parameters and its body, once session options (``SET NOCOUNT ON``) and messages (``PRINT``,
-``RAISERROR``) are set aside, is a single
-SELECT (or WITH ... SELECT) that writes nothing. Anything else raises ``TranslationError``
-with the precise reason the object is flagged.
+``RAISERROR``) are set aside, is a single SELECT (or WITH ... SELECT) that writes nothing.
+Anything else raises ``TranslationError`` with the precise reason the object is flagged.
 """
 
 from __future__ import annotations

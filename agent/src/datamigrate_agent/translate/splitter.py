@@ -18,6 +18,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import TokenError
 from sqlglot.tokens import Token, TokenType
 
+from datamigrate_agent.translate._control_flow import NOT_BLOCKS
 from datamigrate_agent.translate.errors import TranslationError
 
 __all__ = ["RawStatement", "split_batches", "split_script", "split_statements"]
@@ -62,8 +63,6 @@ _STARTERS = {
 }
 #: A starter right after one of these continues the statement (``UNION SELECT``, ``AS SELECT``).
 _CONTINUERS = {"UNION", "ALL", "EXCEPT", "INTERSECT", "AS", "THEN", "ELSE", "FOR", "(", "DISTINCT"}
-#: ``BEGIN`` followed by one of these starts a transaction or a dialog, not a block.
-_NOT_BLOCKS = {"TRAN", "TRANSACTION", "DISTRIBUTED", "DIALOG", "CONVERSATION"}
 #: Whole-batch objects: T-SQL requires them to be alone in their batch.
 _MODULE = re.compile(
     r"^\s*(CREATE|ALTER|CREATE\s+OR\s+ALTER)\s+(PROC|PROCEDURE|FUNCTION|TRIGGER|VIEW)\b",
@@ -203,7 +202,7 @@ def _block_change(tokens: list[Token], i: int) -> int:
     if word == "END":
         return -1
     following = _word(tokens[i + 1]) if i + 1 < len(tokens) else ""
-    return int(word == "BEGIN" and following not in _NOT_BLOCKS)
+    return int(word == "BEGIN" and following not in NOT_BLOCKS)
 
 
 def _starts_new(state: _State, word: str, prev: str) -> bool:
