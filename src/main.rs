@@ -129,12 +129,26 @@ fn run_local(args: datamigrate::local::RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(datamigrate::local::run(args)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let outcome = runtime.block_on(async {
+        tokio::spawn(stop_on_signal(stop_tx));
+        // On SIGTERM or SIGINT the run is dropped, which kills the step process it waits on
+        // (so no agent is left running on its own), and the exit status says so.
+        tokio::select! {
+            done = datamigrate::local::run(args) => Some(done),
+            _ = stop_rx.changed() => None,
+        }
+    });
+    match outcome {
+        Some(Ok(true)) => ExitCode::SUCCESS,
+        Some(Ok(false)) => ExitCode::from(1),
+        Some(Err(e)) => {
             eprintln!("error: {}", datamigrate::local::error_chain(&e));
             ExitCode::from(2)
+        }
+        None => {
+            eprintln!("error: interrupted; the running step was stopped");
+            ExitCode::from(130)
         }
     }
 }

@@ -226,3 +226,55 @@ fn an_unreadable_script_fails_the_run_with_the_reason_in_status() {
         "{stalled}"
     );
 }
+
+/// The processes whose command line names `needle` (the run's own output folder).
+fn processes_naming(needle: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+        .filter(|cmd| cmd.contains(needle))
+        .collect()
+}
+
+#[test]
+fn sigterm_stops_the_run_and_its_step_process() {
+    let Some(python) = agent_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_datamigrate"))
+        .args(["run", "-f"])
+        .arg(repo().join("examples/northwind/migration.yaml"))
+        .arg("--out")
+        .arg(&out)
+        .env("DATAMIGRATE_AGENT_PYTHON", &python)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("datamigrate runs");
+    let needle = format!("--workspace {}", out.display());
+    // Wait (bounded) until a step process runs, then stop the run as a service manager would
+    let started = (0..600).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        !processes_naming(&needle).is_empty()
+    });
+    assert!(started, "no step process started within 60 s");
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().expect("the run ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let left = (0..50).map(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        processes_naming(&needle)
+    });
+    let left = left.last().unwrap_or_default();
+    assert!(left.is_empty(), "step processes left running: {left:?}");
+}
