@@ -1,9 +1,10 @@
 //! The Migration controller: `Context`, `run`, `reconcile`, `error_policy`.
 //!
-//! Watches: Migrations (full objects), and the metadata only of the Jobs and ConfigMaps the
-//! operator labels and owns (a progress patch by the agent triggers a reconcile, which folds it
-//! into status). Referenced Secrets and the script ConfigMap are read by name in reconcile
-//! (see `observe.rs`), never watched.
+//! Watches: Migrations (cached without managed fields; only spec, reconcile-request and
+//! deletion changes trigger), and the metadata only of the Jobs and ConfigMaps the operator
+//! labels and owns (a progress patch by the agent triggers a reconcile, which folds it into
+//! status). Referenced Secrets and the script ConfigMap are read by name in reconcile (see
+//! `observe.rs`), never watched. `docs/architecture.md` lists each reconcile's round trips.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
