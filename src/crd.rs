@@ -56,9 +56,10 @@ pub const MAX_STATUS_OBJECTS: usize = 50;
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new(
-    "has(self.output) == has(oldSelf.output) && (!has(self.output) || self.output == oldSelf.output)"
-).message("output is immutable once set: create a new Migration to publish elsewhere"))]
+#[x_kube(validation = Rule::new(concat!(
+    "has(self.output) == has(oldSelf.output) && ",
+    "(!has(self.output) || self.output == oldSelf.output)"
+)).message("output is immutable once set: create a new Migration to publish elsewhere"))]
 pub struct MigrationSpec {
     /// The database to migrate: a live SQL Server or a T-SQL script. Immutable once set.
     #[x_kube(validation = Rule::new("self == oldSelf").message("source is immutable once set"))]
