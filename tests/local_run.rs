@@ -247,7 +247,7 @@ fn sigterm_stops_the_run_and_its_step_process() {
     };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_datamigrate"))
+    let child = Command::new(env!("CARGO_BIN_EXE_datamigrate"))
         .args(["run", "-f"])
         .arg(repo().join("examples/northwind/migration.yaml"))
         .arg("--out")
