@@ -75,13 +75,6 @@ async fn the_run_survives_an_api_server_and_etcd_restart_without_duplicates() {
         job_names(&client, ns.name()).await,
         ["outage-extract-1", "outage-migrate-1"]
     );
-    let attempts: Vec<i32> = done
-        .status
-        .unwrap()
-        .steps
-        .iter()
-        .map(|s| s.attempts)
-        .collect();
-    assert_eq!(attempts, [1, 1]);
+    assert_eq!(operator_common::step_attempts(&done), [1, 1]);
     tokio::time::sleep(Duration::from_secs(1)).await;
 }

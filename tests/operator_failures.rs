@@ -358,12 +358,5 @@ async fn suspend_starts_nothing_and_suspends_the_running_job_and_resume_continue
         job_names(&client, ns.name()).await,
         ["paused-extract-1", "paused-migrate-1"]
     );
-    let attempts: Vec<i32> = done
-        .status
-        .unwrap()
-        .steps
-        .iter()
-        .map(|s| s.attempts)
-        .collect();
-    assert_eq!(attempts, [1, 1]);
+    assert_eq!(operator_common::step_attempts(&done), [1, 1]);
 }

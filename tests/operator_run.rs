@@ -241,14 +241,7 @@ async fn controller_killed_mid_step_finishes_the_run_without_a_duplicate_job() {
         job_names(&client, ns.name()).await,
         ["crash-extract-1", "crash-migrate-1"]
     );
-    let attempts: Vec<i32> = done
-        .status
-        .unwrap()
-        .steps
-        .iter()
-        .map(|s| s.attempts)
-        .collect();
-    assert_eq!(attempts, [1, 1]);
+    assert_eq!(operator_common::step_attempts(&done), [1, 1]);
 }
 
 #[tokio::test]

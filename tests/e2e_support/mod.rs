@@ -166,7 +166,7 @@ pub struct Controller {
 
 impl Controller {
     /// Starts the operator built for this test run, scoped to `namespace`, and waits until it
-    /// serves `/healthz`. Step retries start after 2 s instead of 10 s.
+    /// answers `/readyz` (its caches synced). Step retries start after 2 s instead of 10 s.
     pub fn start(namespace: &str, log_dir: &Path) -> Self {
         let port = free_port();
         let log = log_dir.join(format!("controller-{namespace}-{port}.log"));
@@ -202,11 +202,8 @@ impl Controller {
                     self.log_tail(40)
                 );
             }
-            // TODO: wait on /readyz instead; it stayed 503 in early builds (kube-runtime woke
-            // only one waiter on the store-ready signal), which src/server.rs now works round
-            // by re-polling, but these tests have not been re-run on /readyz yet. Until then
-            // only /healthz is awaited and the Migration reaching Ready is what they assert.
-            if http_get(self.port, "/healthz").is_some_and(|(code, _)| code == 200) {
+            // Ready once its caches have synced (before that /readyz answers 503)
+            if http_get(self.port, "/readyz").is_some_and(|(code, _)| code == 200) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(200));

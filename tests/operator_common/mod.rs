@@ -354,6 +354,15 @@ where
     .await
 }
 
+/// Attempts per step, in run order, from the Migration's status.
+pub fn step_attempts(mig: &Migration) -> Vec<i32> {
+    mig.status
+        .iter()
+        .flat_map(|s| &s.steps)
+        .map(|s| s.attempts)
+        .collect()
+}
+
 /// The Migration's phase as a string ("" when unset).
 pub fn phase(mig: &Migration) -> String {
     mig.status

@@ -39,7 +39,8 @@ def test_counts_never_go_back_and_end_as_the_results(
     ctx = migrate(cfg, progress=Progress())
     assert ctx.executed.count("test") == 2  # a repair round rebuilt the project
 
-    events = [r.fields for r in caplog.records if r.getMessage() == "Progress"]  # type: ignore[attr-defined]
+    progress = [r for r in caplog.records if r.getMessage() == "Progress"]
+    events = [r.fields for r in progress]  # type: ignore[attr-defined]
     assert events and all(e["total"] == 6 for e in events), events[0]
     positions = [e["completed"] + e["failed"] + e["skipped"] for e in events]
     assert positions == sorted(positions), positions

@@ -40,7 +40,9 @@ _MACROS = f"""\
 {{# Rows whose combination of columns is not unique (a composite key). #}}
 select {{{{ columns | join(', ') }}}}, count(*) as n_rows
 from {{{{ model }}}}
-where {{% for c in columns %}}{{{{ c }}}} is not null{{% if not loop.last %}} and {{% endif %}}{{% endfor %}}
+where {{% for c in columns -%}}
+  {{{{ c }}}} is not null{{{{ ' and ' if not loop.last }}}}
+{{%- endfor %}}
 group by {{{{ columns | join(', ') }}}}
 having count(*) > 1
 {{% endtest %}}
@@ -54,14 +56,20 @@ having count(*) > 1
 
 {{% test {RELATIONSHIP_MACRO}(model, columns, to, fields) %}}
 {{# Rows whose composite foreign key has no parent row. #}}
-select {{% for c in columns %}}child.{{{{ c }}}}{{% if not loop.last %}}, {{% endif %}}{{% endfor %}}
+select {{% for c in columns -%}}
+  child.{{{{ c }}}}{{{{ ', ' if not loop.last }}}}
+{{%- endfor %}}
 from {{{{ model }}}} as child
 left join {{{{ to }}}} as parent
-  on {{% for c in columns %}}child.{{{{ c }}}} = parent.{{{{ fields[loop.index0] }}}}{{% if not loop.last %}} and {{% endif %}}{{% endfor %}}
-where {{% for c in columns %}}child.{{{{ c }}}} is not null{{% if not loop.last %}} and {{% endif %}}{{% endfor %}}
+  on {{% for c in columns -%}}
+  child.{{{{ c }}}} = parent.{{{{ fields[loop.index0] }}}}{{{{ ' and ' if not loop.last }}}}
+{{%- endfor %}}
+where {{% for c in columns -%}}
+  child.{{{{ c }}}} is not null{{{{ ' and ' if not loop.last }}}}
+{{%- endfor %}}
   and parent.{{{{ fields[0] }}}} is null
 {{% endtest %}}
-"""  # noqa: E501
+"""
 
 
 @dataclass
