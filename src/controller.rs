@@ -849,7 +849,10 @@ fn next_action(mig: &Migration, obs: &Observation) -> Result<Action> {
         _ if mig.spec.suspend => Action::requeue(REQUEUE_IDLE),
         RunState::Done | RunState::Stalled { .. } => Action::requeue(REQUEUE_IDLE),
         RunState::Backoff { wait, .. } => Action::requeue(*wait + Duration::from_millis(200)),
-        RunState::Running { .. } | RunState::Create { .. } => Action::requeue(REQUEUE_RUNNING),
+        RunState::Running { .. } => Action::requeue(REQUEUE_RUNNING),
+        // Still Create after `act`: the Job existed and had finished (no watch event will come
+        // for it), so decide again at once from a fresh list
+        RunState::Create { .. } => Action::requeue(Duration::from_secs(1)),
     })
 }
 
