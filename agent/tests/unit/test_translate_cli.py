@@ -84,6 +84,14 @@ PROCEDURAL = [
         "IF 1 = 1 BEGIN\n  SELECT 1;\nEND\nELSE BEGIN SELECT 3 END",
         "IF/WHILE control flow only exist inside SQL Server batches",
     ),
+    ("SELECT ERROR_MESSAGE() AS m", "ERROR_MESSAGE() reads the error a T-SQL CATCH block caught"),
+    ("SELECT 1 AS a WHERE ERROR_NUMBER() = 1205", "ERROR_NUMBER() reads the error a T-SQL CATCH"),
+    ("INSERT INTO log VALUES (ERROR_LINE())", "ERROR_LINE() reads the error a T-SQL CATCH block"),
+    ("SAVE TRANSACTION before_load", "SAVE TRANSACTION sets a T-SQL savepoint"),
+    ("SAVE TRAN sp1", "SAVE TRANSACTION sets a T-SQL savepoint"),
+    ("UPDATE TOP (5) dbo.t SET a = 1", "UPDATE TOP (n) changes n arbitrary rows; duckdb has no"),
+    ("DELETE TOP (5) dbo.t WHERE a = 1", "DELETE TOP (n) changes n arbitrary rows; duckdb has no"),
+    ("/* batch */ UPDATE TOP(10) PERCENT t SET a = 0", "UPDATE TOP (n) changes n arbitrary rows"),
 ]
 
 
@@ -97,6 +105,25 @@ def test_procedural_statements_are_reported_with_their_line_and_the_rest_transla
     assert (status, out) == (EXIT_PERMANENT, "SELECT 1 AS a;\nSELECT 2 AS b;\n")
     assert err.startswith(f"line 2: not translated: {reason}")
     assert err.count("\n") == 1, err
+
+
+def test_top_in_a_string_or_a_bracketed_name_is_not_a_dml_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "in.sql"
+    path.write_text("SELECT 'UPDATE TOP (1) x' AS [delete top (2)]\n", encoding="utf-8")
+    status, out, err = _translate(path, "duckdb", capsys)
+    assert (status, err) == (EXIT_OK, "")
+    assert out == "SELECT 'UPDATE TOP (1) x' AS \"delete top (2)\";\n"
+
+
+def test_the_savepoint_reason_names_postgres_savepoints_and_duckdb_gets_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "in.sql"
+    path.write_text("SAVE TRANSACTION sp1\n", encoding="utf-8")
+    assert "ROLLBACK TO SAVEPOINT <name>" in _translate(path, "postgres", capsys)[2]
+    assert "SAVEPOINT <name>" not in _translate(path, "duckdb", capsys)[2]
 
 
 def test_begin_transaction_is_still_translated(
@@ -177,4 +204,66 @@ def test_the_dml_printed_for_postgres_runs_there_with_sql_servers_result(
         assert cursor.fetchall() == [(1, 10), (2, 0), (3, 0), (4, 41)]
     finally:
         cursor.execute(f"DROP SCHEMA {schema} CASCADE")
+        connection.close()
+
+
+BY_SOURCE = """CREATE TABLE dbo.Customers (id INT, v INT)
+CREATE TABLE dbo.Staging (id INT, v INT)
+INSERT dbo.Customers VALUES (1, 0) INSERT dbo.Customers VALUES (2, 0)
+INSERT dbo.Staging VALUES (1, 10) INSERT dbo.Staging VALUES (3, 30)
+MERGE dbo.Customers AS tgt USING dbo.Staging AS src ON tgt.id = src.id
+  WHEN MATCHED THEN UPDATE SET tgt.v = src.v
+  WHEN NOT MATCHED BY TARGET THEN INSERT (id, v) VALUES (src.id, src.v)
+  WHEN NOT MATCHED BY SOURCE THEN DELETE;
+"""
+
+
+def test_merge_by_source_is_refused_for_postgres_with_the_release_it_needs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "in.sql"
+    path.write_text(BY_SOURCE, encoding="utf-8")
+    status, out, err = _translate(path, "postgres", capsys)
+    assert status == EXIT_PERMANENT
+    assert "MERGE" not in out
+    assert err.startswith("line 5: not translated: MERGE ... WHEN NOT MATCHED BY SOURCE needs "
+                          "PostgreSQL 17 or later")  # fmt: skip
+    assert err.count("\n") == 1, err
+
+
+def test_merge_by_source_is_translated_for_duckdb_with_sql_servers_result(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "in.sql"
+    path.write_text(BY_SOURCE, encoding="utf-8")
+    status, out, err = _translate(path, "duckdb", capsys)
+    assert (status, err) == (EXIT_OK, "")
+    con = duckdb.connect()
+    for statement in out.split(";\n")[:-1]:
+        con.execute(statement)
+    # SQL Server: 1 updated from the source, 2 deleted (no source row), 3 inserted.
+    assert con.execute("SELECT id, v FROM Customers ORDER BY id").fetchall() == [(1, 10), (3, 30)]
+
+
+@pytest.mark.postgres
+def test_the_tests_postgres_refuses_merge_by_source_as_the_reason_says() -> None:
+    dsn = os.environ.get("DATAMIGRATE_PG_DSN")
+    if not dsn:
+        if os.environ.get("CI") == "true":
+            pytest.fail("DATAMIGRATE_PG_DSN is not set (run scripts/postgres)")
+        pytest.skip("DATAMIGRATE_PG_DSN is not set (run scripts/postgres)")
+    import psycopg2
+
+    connection = psycopg2.connect(dsn)
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SHOW server_version_num")
+        version = int(cursor.fetchone()[0])
+        if version >= 170000:
+            pytest.skip(f"server {version} runs BY SOURCE; the refusal is for older servers")
+        cursor.execute("CREATE TEMP TABLE t (id int, v int)")
+        with pytest.raises(psycopg2.errors.SyntaxError):
+            cursor.execute("MERGE INTO t USING t AS s ON t.id = s.id "
+                           "WHEN NOT MATCHED BY SOURCE THEN DELETE")  # fmt: skip
+    finally:
         connection.close()

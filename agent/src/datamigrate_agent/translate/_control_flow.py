@@ -1,4 +1,4 @@
-"""T-SQL's procedural statements: control flow, error handling, messages and waits.
+"""T-SQL's procedural statements: control flow, error handling, messages, waits, savepoints.
 
 None of them has a statement on any target (a warehouse runs statements, not batches), so the
 translator reports each with what it does instead of printing it or dropping it silently.
@@ -41,6 +41,8 @@ def reason(text: str, dialect: str) -> str | None:
     if match is None:
         return None
     first, second = match.group(1).upper(), (match.group(2) or "").upper()
+    if first == "SAVE" and second in {"TRAN", "TRANSACTION"}:
+        return _savepoint(dialect)
     if first == "BEGIN" and second == "TRY":
         what = "BEGIN TRY ... END CATCH is T-SQL error handling"
     elif first == "BEGIN" and second not in NOT_BLOCKS:
@@ -54,6 +56,21 @@ def reason(text: str, dialect: str) -> str | None:
     if first in {"IF", "WHILE"}:
         return f"{what} only exist inside SQL Server batches; no {dialect} statement carries them"
     return f"{what}; {dialect} has no such statement"
+
+
+def _savepoint(dialect: str) -> str:
+    # ROLLBACK TRANSACTION <savepoint> is translated as a plain ROLLBACK, so the pair must be
+    # rewritten together.
+    by_hand = (
+        "SAVEPOINT <name> and ROLLBACK TO SAVEPOINT <name>"
+        if dialect == "postgres"
+        else "a savepoint of the target, if it has one, or separate transactions"
+    )
+    return (
+        "SAVE TRANSACTION sets a T-SQL savepoint, which is not translated (and ROLLBACK "
+        "TRANSACTION <savepoint> would end the whole transaction); rewrite the partial "
+        f"rollback by hand on {dialect} with {by_hand}"
+    )
 
 
 def is_message(text: str) -> bool:

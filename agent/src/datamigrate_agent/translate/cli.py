@@ -4,9 +4,11 @@
 statement followed by ``;`` and a newline to stdout, in script order, using the same
 translation the migrate step uses. ``GO`` separators and statements without target SQL (SET
 options, USE, CREATE DATABASE, sp_addtype) are not printed. A statement that cannot be
-translated (procedural T-SQL such as IF, TRY ... CATCH, PRINT, RAISERROR, WAITFOR; T-SQL-only
-DML such as UPDATE ... FROM through the target's alias, DELETE alias FROM, OUTPUT) is reported
-on stderr with its line number and reason; the others are still printed, and the exit status
+translated (procedural T-SQL such as IF, TRY ... CATCH, PRINT, RAISERROR, WAITFOR, SAVE
+TRANSACTION, ERROR_MESSAGE(); T-SQL-only DML such as UPDATE ... FROM through the target's alias,
+DELETE alias FROM, UPDATE/DELETE TOP (n), OUTPUT; MERGE ... WHEN NOT MATCHED BY SOURCE where the
+target's release that runs it may be newer than the server) is reported on stderr with its line
+number and reason; the others are still printed, and the exit status
 is then 65 (permanent: the input must change). ``FILE`` may be
 ``-`` for stdin; a name ending in ``.gz`` (or gzip data) is gunzipped. The script is decoded
 as the extract step decodes one: UTF-8 with or without BOM, UTF-16 with BOM (as SSMS saves),

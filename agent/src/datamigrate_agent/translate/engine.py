@@ -3,7 +3,8 @@
 Each semantic kind has its own rewrite in ``transforms/``; ``transforms.TRANSFORMS`` lists
 them in the order they run. Statements that carry no SQL for the target (``GO``, ``SET``
 options, ``USE``) are kept in the script result with ``skipped`` set; procedural T-SQL
-(control flow, TRY ... CATCH, PRINT, RAISERROR, WAITFOR) fails with the reason.
+(control flow, TRY ... CATCH, PRINT, RAISERROR, WAITFOR, SAVE TRANSACTION) and UPDATE/DELETE
+TOP (n) fail with the reason before parsing.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from datamigrate_agent.translate._schema import Schema
 from datamigrate_agent.translate.errors import TranslationError
 from datamigrate_agent.translate.splitter import split_batches, split_script, split_statements
 from datamigrate_agent.translate.targets import get_target
-from datamigrate_agent.translate.transforms import session, transforms_for
+from datamigrate_agent.translate.transforms import dml, session, transforms_for
 
 __all__ = [
     "Options",
@@ -254,7 +255,7 @@ def _translate_one(
     if skipped:
         return TranslatedStatement(text, line, kind="other", skipped=skipped)
     text_to_parse = session.rewrite_if_drop(text)
-    procedural = _control_flow.reason(text_to_parse, target)
+    procedural = _control_flow.reason(text_to_parse, target) or dml.top_reason(text, target)
     if procedural:
         return TranslatedStatement(text, line, kind="other", error=procedural)
     try:

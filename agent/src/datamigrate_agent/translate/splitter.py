@@ -50,6 +50,7 @@ _STARTERS = {
     "BEGIN",
     "COMMIT",
     "ROLLBACK",
+    "SAVE",
     "RETURN",
     "RAISERROR",
     "THROW",

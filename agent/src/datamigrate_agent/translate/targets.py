@@ -59,6 +59,10 @@ class Target:
     #: How ``LIKE '[a-z]%'`` character classes are matched: a full-match regex function.
     REGEX_FULL_MATCH: ClassVar[str] = "REGEXP_FULL_MATCH"
 
+    #: MERGE ... WHEN NOT MATCHED BY SOURCE: None when the target runs it, else the release
+    #: that first does (the translation refuses it with that, as the server may be older).
+    MERGE_BY_SOURCE_SINCE: ClassVar[str | None] = None
+
     #: DATEPART names whose EXTRACT field is spelled differently on the target.
     EXTRACT_FIELDS: ClassVar[dict[str, str]] = {"DAYOFYEAR": "DOY"}
     #: EXTRACT returns NUMERIC (PostgreSQL 14+), so DATEPART results are cast to integers.
@@ -141,9 +145,10 @@ class DuckDB(Target):
 
 
 class Postgres(Target):
-    """PostgreSQL 13 or later."""
+    """PostgreSQL 13 or later (MERGE needs 15; the tests run on Debian 12's 15)."""
 
     NAME = "postgres"
+    MERGE_BY_SOURCE_SINCE = "PostgreSQL 17"
     BINARY_LITERAL = "DECODE('{hex}', 'hex')"
     SUPPORTS_INDEXES = True
     FOREIGN_KEYS = "defer"
@@ -176,6 +181,8 @@ class Redshift(Postgres):
     FOREIGN_KEYS = "keep"
     LOCAL_NOW = "GETDATE()"
     EXTRACT_IS_NUMERIC = False
+    # Not PostgreSQL's release train; what Redshift's MERGE accepts is not checked here.
+    MERGE_BY_SOURCE_SINCE = None
     SUPPORTS_QUALIFY = True
     SUPPORTS_UUID = False
     SUPPORTS_LATERAL = False

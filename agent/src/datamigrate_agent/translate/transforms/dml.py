@@ -3,20 +3,41 @@
 Refused, because the target either rejects the SQL sqlglot writes or reads it differently:
 ``UPDATE t SET ... FROM X AS t`` (the target named through FROM: on PostgreSQL and DuckDB a
 table in FROM is a second copy, joined to the target), ``DELETE alias FROM ...`` and ``DELETE
-t FROM t JOIN ...``, ``DELETE TOP (n)`` (n arbitrary rows) and ``OUTPUT`` (rows of the
-``inserted``/``deleted`` pseudo-tables and ``$action``, which RETURNING does not have).
-Rewritten: ``SET t.col = ...`` qualified with the target's own name or alias loses the
-qualifier, which the targets do not accept in SET; a MERGE target keeps its spelling.
+t FROM t JOIN ...``, ``UPDATE TOP (n)`` and ``DELETE TOP (n)`` (n arbitrary rows: refused from
+the text by ``top_reason``, as sqlglot parses only some of their forms) and ``OUTPUT`` (rows of
+the ``inserted``/``deleted`` pseudo-tables and ``$action``, which RETURNING does not have).
+``WHEN NOT MATCHED BY SOURCE`` is refused where the target's release that runs it may be
+newer than the user's server (PostgreSQL 17). Rewritten: ``SET t.col = ...`` qualified with
+the target's own name or alias loses the qualifier, which the targets do not accept in SET; a
+MERGE target keeps its spelling.
 """
 
 from __future__ import annotations
+
+import re
 
 from sqlglot import exp
 
 from datamigrate_agent.translate._context import Context
 from datamigrate_agent.translate.errors import TranslationError
 
-__all__ = ["transform"]
+__all__ = ["top_reason", "transform"]
+
+_TOP = re.compile(r"\b(UPDATE|DELETE)\s+TOP\s*\(", re.I)
+_NOT_CODE = re.compile(r"'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/|\[[^\]]*\]", re.S)
+
+
+def top_reason(text: str, dialect: str) -> str | None:
+    """Why ``UPDATE TOP (n)`` / ``DELETE TOP (n)`` in ``text`` is refused, or None."""
+    match = _TOP.search(_NOT_CODE.sub(" ", text))
+    if match is None:
+        return None
+    verb = match.group(1).upper()
+    return (
+        f"{verb} TOP (n) changes n arbitrary rows; {dialect} has no such limit: rewrite it "
+        f"with a WHERE on the rows meant (for example a key IN (SELECT key ... ORDER BY ... "
+        "LIMIT n))"
+    )
 
 
 def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
@@ -39,6 +60,13 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
 
 
 def _merge(tree: exp.Merge, ctx: Context) -> None:
+    since = ctx.target.MERGE_BY_SOURCE_SINCE
+    if since and any(w.args.get("source") for w in tree.find_all(exp.When)):
+        raise TranslationError(
+            f"MERGE ... WHEN NOT MATCHED BY SOURCE needs {since} or later, and the server's "
+            "release is not known here; rewrite it by hand as UPDATE or DELETE ... WHERE NOT "
+            "EXISTS (the matching source row), run before a MERGE without that clause"
+        )
     for update in tree.find_all(exp.Update):
         _unqualify_set(update, _names(tree.this))
     if ctx.target.QUOTE_IDENTIFIERS and isinstance(tree.this, exp.Table):
@@ -66,23 +94,11 @@ def _update(tree: exp.Update, ctx: Context) -> None:
 
 def _delete(tree: exp.Delete, ctx: Context) -> None:
     target = tree.this
-    for table in [target, *(tree.args.get("tables") or [])]:
-        _refuse_top(table, ctx)
     if tree.args.get("tables") or (isinstance(target, exp.Table) and target.args.get("joins")):
         raise TranslationError(
             "DELETE <alias> FROM <tables> (T-SQL's second FROM, deleting through an alias or a "
             f"join) has no {ctx.dialect} form; rewrite as DELETE FROM <table> WHERE "
             "EXISTS (...) over the joined tables"
-        )
-
-
-def _refuse_top(target: exp.Expression, ctx: Context) -> None:
-    """sqlglot reads the TOP of ``DELETE TOP (5) FROM t`` as a table named TOP (``UPDATE TOP``
-    does not parse, and is reported as such)."""
-    if isinstance(target, exp.Table) and target.name.upper() == "TOP":
-        raise TranslationError(
-            f"DELETE TOP (n) changes n arbitrary rows; {ctx.dialect} has no such limit, "
-            "rewrite it with a WHERE on the rows meant"
         )
 
 

@@ -21,12 +21,16 @@ _UNSUPPORTED_FUNCS = {
     "CONTAINSTABLE": "full-text search has no target equivalent",
     "FREETEXTTABLE": "full-text search has no target equivalent",
 }
+#: Functions that read the error a CATCH block caught. TRY ... CATCH is refused as a whole, so
+#: any call the translator sees is outside one (where SQL Server returns NULL).
+_ERROR_FUNCS = {"ERROR_MESSAGE", "ERROR_NUMBER", "ERROR_LINE", "ERROR_SEVERITY", "ERROR_STATE",
+                "ERROR_PROCEDURE"}  # fmt: skip
 #: XML data type methods (``col.nodes('/x')``, ``.value(...)``) parse as dotted calls.
 _XML_METHODS = {"NODES", "VALUE", "QUERY", "EXIST", "MODIFY"}
 
 
 def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
-    """Reject procedures, XML methods, OPENJSON and FOR XML."""
+    """Reject procedures, XML methods, OPENJSON, FOR XML and ERROR_MESSAGE() and its kin."""
     kind = str(tree.args.get("kind") or "").upper()
     rowcount = any(_is_rowcount(n) for n in tree.find_all(exp.Set))
     if isinstance(tree, exp.Command) and str(tree.this).upper() in {"CREATE", "ALTER"}:
@@ -57,22 +61,33 @@ def transform(tree: exp.Expression, ctx: Context) -> exp.Expression:
             f"{what} only exist inside SQL Server batches; no {ctx.dialect} statement carries them"
         )
     for node in tree.walk():
-        if isinstance(node, exp.Anonymous):
-            name = node.name.upper()
-        elif isinstance(node, exp.Dot):
-            name = _dot_method(node)
-        else:
-            name = node.key.upper()
-        if name in _UNSUPPORTED_FUNCS:
-            raise TranslationError(f"{name} is not translatable: {_UNSUPPORTED_FUNCS[name]}")
-        if isinstance(node, exp.Dot) and name in _XML_METHODS:
-            raise TranslationError(
-                f"XML method .{name.lower()}() (XQuery over an xml column) has no "
-                f"{ctx.dialect} equivalent; needs manual work"
-            )
+        _refuse_call(node, ctx)
     if any(str(f.args.get("kind", "")).upper() == "XML" for f in tree.find_all(exp.ForClause)):
         raise TranslationError("FOR XML builds XML text; rewrite with STRING_AGG by hand")
     return tree
+
+
+def _refuse_call(node: exp.Expression, ctx: Context) -> None:
+    """Raise for a call of a function or XML method no target has."""
+    if isinstance(node, exp.Anonymous):
+        name = node.name.upper()
+    elif isinstance(node, exp.Dot):
+        name = _dot_method(node)
+    else:
+        name = node.key.upper()
+    if isinstance(node, exp.Anonymous) and name in _ERROR_FUNCS:
+        raise TranslationError(
+            f"{name}() reads the error a T-SQL CATCH block caught (NULL outside one); "
+            f"{ctx.dialect} has no such function: handle the error where the statement is "
+            "run (the caller or the orchestrator) and drop the call"
+        )
+    if name in _UNSUPPORTED_FUNCS:
+        raise TranslationError(f"{name} is not translatable: {_UNSUPPORTED_FUNCS[name]}")
+    if isinstance(node, exp.Dot) and name in _XML_METHODS:
+        raise TranslationError(
+            f"XML method .{name.lower()}() (XQuery over an xml column) has no "
+            f"{ctx.dialect} equivalent; needs manual work"
+        )
 
 
 def _is_rowcount(node: exp.Set) -> bool:
