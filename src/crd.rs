@@ -20,6 +20,11 @@ pub const DEFAULT_SQL_SERVER_PORT: i32 = 1433;
 pub const DEFAULT_MAX_REPAIR_ATTEMPTS: i32 = 3;
 /// Default per-step deadline (`activeDeadlineSeconds` of each step Job).
 pub const DEFAULT_STEP_TIMEOUT_SECONDS: i64 = 3600;
+/// An object name (RFC 1123 subdomain), as the API server requires of Secrets, ConfigMaps,
+/// claims and ServiceAccounts: a reference that cannot name an object is refused at admission.
+const DNS_SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// A Secret or ConfigMap key.
+const KEY: &str = r"^[-._a-zA-Z0-9]+$";
 /// Most per-object results kept in status (the rest stay in the workspace and the output).
 pub const MAX_STATUS_OBJECTS: usize = 50;
 
@@ -55,6 +60,10 @@ pub const MAX_STATUS_OBJECTS: usize = 50;
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[kube(validation = Rule::new("self.metadata.name.size() <= 63").message(concat!(
+    "metadata.name must be at most 63 characters: it prefixes the names and labels of the ",
+    "Jobs and other objects the Migration owns"
+)))]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new(concat!(
     "has(self.output) == has(oldSelf.output) && ",
@@ -166,17 +175,17 @@ pub struct SqlServerSource {
 #[serde(rename_all = "camelCase")]
 pub struct CredentialsSecretRef {
     /// Name of the Secret, in the Migration's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
     pub name: String,
 
     /// Key of the user name in the Secret.
     #[serde(default = "default_username_key")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), pattern(KEY))]
     pub username_key: String,
 
     /// Key of the password (or token) in the Secret.
     #[serde(default = "default_password_key")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), pattern(KEY))]
     pub password_key: String,
 }
 
@@ -201,11 +210,11 @@ pub struct ScriptSource {
 #[serde(rename_all = "camelCase")]
 pub struct ConfigMapKeyRef {
     /// Name of the ConfigMap, in the Migration's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
     pub name: String,
 
     /// Key in the ConfigMap; a name ending in `.gz` is gunzipped on read.
-    #[schemars(length(min = 1, max = 253), pattern(r"^[-._a-zA-Z0-9]+$"))]
+    #[schemars(length(min = 1, max = 253), pattern(KEY))]
     pub key: String,
 }
 
@@ -216,7 +225,7 @@ pub struct ConfigMapKeyRef {
     .message("path must stay inside the volume (no .. segment)"))]
 pub struct VolumeFile {
     /// Name of the PersistentVolumeClaim, in the Migration's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
     pub claim_name: String,
 
     /// Path of the file inside the volume, relative, without `..`.
@@ -321,7 +330,7 @@ impl Materialization {
 pub struct AgentSpec {
     /// Image of every step (the agent image); the operator's default when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 512))]
+    #[schemars(length(min = 1, max = 512), pattern(r"^[^\s]+$"))]
     pub image: Option<String>,
 
     /// LLM provider used for repairs; `none` runs the deterministic generator only.
@@ -400,11 +409,11 @@ impl ModelProvider {
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
     /// Name of the Secret, in the Migration's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
     pub name: String,
 
     /// Key in the Secret.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), pattern(KEY))]
     pub key: String,
 }
 
@@ -510,7 +519,7 @@ pub struct GitOutput {
     .message("path must stay inside the volume (no .. segment)"))]
 pub struct VolumeOutput {
     /// Name of the PersistentVolumeClaim, in the Migration's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
     pub claim_name: String,
 
     /// Folder inside the volume; the root when unset.
@@ -545,7 +554,7 @@ pub struct PodTemplateOverride {
     /// ServiceAccount of the step pods instead of `<name>-agent`; it is also bound to the
     /// progress ConfigMap's Role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
     pub service_account_name: Option<String>,
 
     /// Secrets for pulling the step image.
