@@ -278,3 +278,39 @@ def test_a_cte_body_reads_the_table_of_a_later_cte_name() -> None:
     got = translate_query(sql, "duckdb", _resolve(seen), schema=SCHEMA)
     assert sorted(seen) == [("", "Categories"), ("", "Products")]
     assert got.endswith("SELECT * FROM Products")
+
+
+#: A money column as the catalogue reports it, and its raw table typed as the target types it.
+PAY_SCHEMA = {"dbo.Pay": {"g": "int", "price": "money", "small": "smallmoney"}}
+PAY_TABLE = """CREATE TABLE {s}.pay (g INT, price DECIMAL(19, 4), small DECIMAL(10, 4));
+INSERT INTO {s}.pay VALUES (1, 14.7662, 0.1), (1, 14.7663, 0.2), (2, 0.1, 0.6);"""
+PAY_VIEW = "SELECT g, AVG(price) AS a, AVG(small) AS s FROM dbo.Pay GROUP BY g"
+#: SQL Server: AVG(money) and AVG(smallmoney) are money, the fifth decimal dropped.
+PAY_ROWS = [
+    (1, decimal.Decimal("14.7662"), decimal.Decimal("0.1500")),
+    (2, decimal.Decimal("0.1000"), decimal.Decimal("0.6000")),
+]
+
+
+def test_avg_of_catalogue_money_is_money_on_duckdb() -> None:
+    sql = translate_query(PAY_VIEW, "duckdb", _resolve([]), schema=PAY_SCHEMA)
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA nw;" + PAY_TABLE.format(s="nw"))
+    result = con.sql(f"SELECT * FROM ({sql}) AS v ORDER BY g")
+    assert [str(t) for t in result.types] == ["INTEGER", "DECIMAL(19,4)", "DECIMAL(19,4)"]
+    assert result.fetchall() == PAY_ROWS
+
+
+@pytest.mark.postgres
+def test_avg_of_catalogue_money_is_money_on_postgres(pg_connection: Any) -> None:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    sql = translate_query(PAY_VIEW, "postgres", _resolve([], schema), schema=PAY_SCHEMA)
+    cursor = pg_connection.cursor()
+    try:
+        cursor.execute(f"CREATE SCHEMA {schema};" + PAY_TABLE.format(s=schema))
+        cursor.execute(f"SELECT * FROM ({sql}) AS v ORDER BY g")
+        rows = cursor.fetchall()
+    finally:
+        cursor.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    # str() tells 14.7662 from 14.76620000: the scale is money's 4.
+    assert [tuple(map(str, r)) for r in rows] == [tuple(map(str, r)) for r in PAY_ROWS]

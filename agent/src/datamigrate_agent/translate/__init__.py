@@ -25,7 +25,7 @@ division), comparisons (trailing spaces, case) and BIT handling.
 
 What keeps SQL Server's meaning (one module per kind in ``transforms/``, in run order): string
 ``+`` as NULL-propagating ``||`` and ``+`` typing by operand types (``concat``); int / int
-truncation, integer AVG, truncating casts, string operands of arithmetic (``arithmetic``);
+truncation, integer AVG, AVG(money) as money, truncating casts, string operands (``arithmetic``);
 DATEDIFF boundary counting for every datepart, DATEPART/DATENAME with DATEFIRST, GETDATE as
 local time (``datetime``); trailing-space and case-insensitive ``=``, IN, BETWEEN, simple CASE,
 NULLIF, LIKE (and ``[a-z]`` classes), DISTINCT, GROUP BY, UNION, ORDER BY (``compare``); GROUP

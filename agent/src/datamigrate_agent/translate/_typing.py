@@ -16,6 +16,7 @@ __all__ = [
     "collation_is_cs",
     "infer",
     "is_int",
+    "is_money",
     "is_numeric",
     "is_string",
     "is_temporal",
@@ -114,6 +115,11 @@ def is_int(dt: exp.DataType | None) -> bool:
     return dt is not None and dt.this in INTS
 
 
+def is_money(dt: exp.DataType | None) -> bool:
+    """MONEY or SMALLMONEY (exact, 4 decimals)."""
+    return dt is not None and dt.this in {T.MONEY, T.SMALLMONEY}
+
+
 def is_numeric(dt: exp.DataType | None) -> bool:
     """Any number type."""
     return dt is not None and (
@@ -181,7 +187,9 @@ def infer(node: exp.Expression | None, schema: Schema, _depth: int = 0) -> exp.D
     if isinstance(node, _INT_FUNCS):
         return exp.DataType.build("INT")
     if isinstance(node, exp.Avg):
-        return infer(node.this, schema, d)
+        inner = infer(node.this, schema, d)
+        # AVG of smallmoney is money (docs: AVG return types).
+        return exp.DataType.build("MONEY") if is_money(inner) else inner
     if isinstance(node, _SAME_AS_ARG):
         return precedence(*(infer(a, schema, d) for a in [node.this, *node.expressions]))
     if isinstance(node, exp.Case):

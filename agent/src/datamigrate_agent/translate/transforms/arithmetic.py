@@ -1,5 +1,6 @@
-"""Integer arithmetic: int / int truncates toward zero, AVG of integers is an integer, and
-CAST of a decimal to an integer truncates (targets round). A string operand of ``-``, ``*``,
+"""Integer arithmetic: int / int truncates toward zero, AVG of integers is an integer, AVG of
+money is money (4 decimals, truncated as SQL Server's money division truncates), and CAST of
+a decimal to an integer truncates (targets round). A string operand of ``-``, ``*``,
 ``/`` or ``%`` converts to the other operand's number type, as T-SQL's precedence says.
 
 ``%`` needs nothing: every target's remainder takes the dividend's sign, as T-SQL's does.
@@ -10,8 +11,8 @@ from __future__ import annotations
 from sqlglot import exp
 
 from datamigrate_agent.translate._context import Context
-from datamigrate_agent.translate._typing import is_int, is_numeric, is_string
-from datamigrate_agent.translate.transforms._util import bottom_up
+from datamigrate_agent.translate._typing import is_int, is_money, is_numeric, is_string
+from datamigrate_agent.translate.transforms._util import bottom_up, tsql_type
 
 __all__ = ["int_divide", "transform"]
 
@@ -61,14 +62,43 @@ def _rewrite(node: exp.Expression, ctx: Context) -> exp.Expression:
 
 
 def _avg(node: exp.Avg, ctx: Context) -> exp.Expression:
-    if isinstance(node.parent, exp.Window):
-        return node
     arg = node.this
     inner = arg.this if isinstance(arg, exp.Distinct) else arg
     if isinstance(arg, exp.Distinct) and len(arg.expressions) == 1:
         inner = arg.expressions[0]
-    if not is_int(ctx.type_of(inner)):
+    kind = ctx.type_of(inner)
+    window = node.parent if isinstance(node.parent, exp.Window) else None
+    if is_money(kind):
+        return _money_avg(node, window, ctx)
+    if window is not None or not is_int(kind):
         return node
     total = exp.Sum(this=arg.copy())
     count = exp.Count(this=arg.copy())
     return exp.paren(int_divide(total, count, ctx))
+
+
+def _money_avg(node: exp.Avg, window: exp.Window | None, ctx: Context) -> exp.Expression:
+    """AVG(money) is money: SUM / COUNT in ten-thousandths, truncated toward zero.
+
+    The targets' decimal AVG keeps more decimals (DuckDB returns a DOUBLE), so the sum is
+    scaled to an integer, divided as integers and scaled back, exactly.
+    """
+    total: exp.Expression = exp.Sum(this=node.this.copy())
+    count: exp.Expression = exp.Count(this=node.this.copy())
+    if window is not None:
+        total, count = (_over(window, f) for f in (total, count))
+    scaled = exp.Cast(this=exp.Mul(this=total, expression=exp.Literal.number(10000)),
+                      to=tsql_type("BIGINT"))  # fmt: skip
+    quotient = exp.paren(int_divide(scaled, count, ctx))
+    money = exp.Cast(this=exp.Mul(this=quotient, expression=exp.Literal.number("0.0001")),
+                     to=tsql_type("MONEY"))  # fmt: skip
+    if window is not None:
+        window.replace(money)
+        return node
+    return money
+
+
+def _over(window: exp.Window, aggregate: exp.Expression) -> exp.Window:
+    copy = window.copy()
+    copy.set("this", aggregate)
+    return copy
