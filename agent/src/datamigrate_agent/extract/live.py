@@ -52,6 +52,7 @@ from datamigrate_agent.metadata import (
     View,
     utc_now,
 )
+from datamigrate_agent.redact import mask_secret
 
 __all__ = [
     "PASSWORD_ENV",
@@ -534,7 +535,7 @@ def _driver_detail(error: Exception, password: str) -> str:
         if line and not line.startswith("DB-Lib error message") and line not in lines:
             lines.append(line)
     detail = "; ".join(lines)[:300] or type(error).__name__
-    return detail.replace(password, "***") if password else detail
+    return mask_secret(detail, password)
 
 
 def connect(options: ServerOptions) -> Any:

@@ -23,6 +23,7 @@ from datamigrate_agent.metadata import HEX_VALUE_TYPES, MetadataDocument, Table,
 from datamigrate_agent.nodes._names import quote
 from datamigrate_agent.nodes._profiles import DUCKDB_PATH_ENV
 from datamigrate_agent.nodes._sql import column_type
+from datamigrate_agent.redact import mask_secret
 
 __all__ = [
     "connect",
@@ -162,10 +163,14 @@ def connect(cfg: MigrateConfig) -> Iterator[Any]:
     elif cfg.target == "postgres":
         import psycopg2
 
+        params = export_pg_env()
         try:
-            con = psycopg2.connect(connect_timeout=10, **export_pg_env())
+            con = psycopg2.connect(connect_timeout=10, **params)
         except psycopg2.OperationalError as e:
-            raise RetryableError(f"PostgreSQL unreachable: {e}", code="EngineUnreachable") from e
+            detail = mask_secret(" ".join(str(e).split()), params["password"])
+            raise RetryableError(
+                f"PostgreSQL unreachable: {detail}", code="EngineUnreachable"
+            ) from None
         con.autocommit = True
     else:
         raise ValueError(f"target {cfg.target} does not run here")
