@@ -9,7 +9,9 @@ from __future__ import annotations
 import decimal
 import logging
 import os
+import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +35,7 @@ __all__ = [
     "duckdb_path",
     "save_engine",
     "discard_scratch",
+    "sweep_stale_scratch",
 ]
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,10 @@ _SCRATCH = Path("/dev/shm")
 _SCRATCH_FACTOR, _SCRATCH_MARGIN = 4, 64 << 20
 #: Workspace -> scratch folder made by this process.
 _SCRATCH_DIRS: dict[str, str] = {}
+#: Scratch folders are ``<prefix><pid namespace>-<pid>-<start ticks>-<random>``: the owner
+#: process, so a later run can tell the folder of a killed one from a live one's.
+_SCRATCH_PREFIX = "dm-agent-build-"
+_OWNED = re.compile(rf"^{_SCRATCH_PREFIX}(?P<ns>\d+)-(?P<pid>\d+)-(?P<start>\d+)-")
 
 
 def _sample_bytes(cfg: MigrateConfig) -> int:
@@ -87,18 +94,74 @@ def _scratch_path(cfg: MigrateConfig) -> str | None:
     # DuckDB commits every dbt statement with an fsync; on a busy disk that doubles the time
     # of a large build. The build runs on a memory-backed copy, saved to the workspace by
     # save_engine. No room there (small /dev/shm in a pod): build in the workspace directly.
-    # The folder is this process's own: pods under the test pod runner share /dev/shm.
+    # The folder is this process's own: pods under the test pod runner share /dev/shm. Its
+    # name records this process, so the next run removes it if this one is SIGKILLed.
     folder = _SCRATCH_DIRS.get(str(cfg.workspace))
     if folder and Path(folder).is_dir():
         return str(Path(folder) / "warehouse.duckdb")
     if not (_SCRATCH.is_dir() and os.access(_SCRATCH, os.W_OK)):
         return None
+    sweep_stale_scratch()
     need = _SCRATCH_FACTOR * _sample_bytes(cfg) + _SCRATCH_MARGIN
     if shutil.disk_usage(_SCRATCH).free < need:
         return None
-    folder = tempfile.mkdtemp(prefix="dm-agent-build-", dir=_SCRATCH)
+    owner = _owner_tag()
+    prefix = f"{_SCRATCH_PREFIX}{owner}-" if owner else _SCRATCH_PREFIX
+    folder = tempfile.mkdtemp(prefix=prefix, dir=_SCRATCH)
     _SCRATCH_DIRS[str(cfg.workspace)] = folder
     return str(Path(folder) / "warehouse.duckdb")
+
+
+def _process_start(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot; None when no such process is seen."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[19])  # field 22 of proc(5); the list starts at field 3
+
+
+def _owner_tag() -> str | None:
+    """``<pid namespace>-<pid>-<start>`` of this process, None without /proc."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+    start = _process_start(os.getpid())
+    return None if start is None else f"{namespace}-{os.getpid()}-{start}"
+
+
+def sweep_stale_scratch() -> list[str]:
+    """Remove the scratch folders whose agent process is gone (SIGKILL, OOM kill); their names.
+
+    A folder is removed only when its name says which process made it, in this PID
+    namespace, this user owns it, and no process with that PID and start time exists.
+    Folders named otherwise (made by an older agent) are left alone.
+    """
+    owner = _owner_tag()
+    if owner is None or not _SCRATCH.is_dir():
+        return []
+    namespace = owner.split("-", 1)[0]
+    removed = []
+    for folder in sorted(_SCRATCH.glob(f"{_SCRATCH_PREFIX}*")):
+        match = _OWNED.match(folder.name)
+        if match is None or match["ns"] != namespace or not _is_own_dir(folder):
+            continue
+        if _process_start(int(match["pid"])) == int(match["start"]):
+            continue  # its owner is still running
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder.name)
+    if removed:
+        log.info("Removed stale scratch folders", extra={"fields": {"folders": removed}})
+    return removed
+
+
+def _is_own_dir(path: Path) -> bool:
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
 
 
 def duckdb_path(cfg: MigrateConfig) -> str:
