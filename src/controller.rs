@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{self, Action, Controller};
@@ -31,6 +31,7 @@ use crate::metrics::Metrics;
 use crate::observe::{self, Reports};
 use crate::owned::{self, WorkspaceSettings};
 use crate::plan::{ANNOTATION_BUDGET_START, JobObservation, JobState, RetryPolicy, RunState};
+use crate::pods::{self, Blockers, PodBlocker};
 use crate::status::{self, InputsCheck, Observation, condition_type, reason};
 use crate::steps::{Step, steps_for};
 use crate::{Error, Result};
@@ -101,6 +102,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Settings.
     pub config: Config,
+    /// Step pods that cannot start, kept by the pod watch.
+    pub blockers: Arc<Blockers>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -117,6 +120,7 @@ impl Context {
             reporter,
             metrics,
             config,
+            blockers: Arc::default(),
             failures: Mutex::default(),
         }
     }
@@ -161,7 +165,7 @@ pub async fn run(
     let mut runs = Vec::new();
     for scope in scopes {
         let settings = controller::Config::default().concurrency(ctx.config.concurrency);
-        let controller = controller_for(&ctx.client, scope.as_deref())
+        let controller = controller_for(&ctx, scope.as_deref())
             .with_config(settings)
             .graceful_shutdown_on(shutdown());
         let store = controller.store();
@@ -198,19 +202,23 @@ async fn count_when_synced(store: Store<Migration>, synced: Arc<AtomicUsize>) {
     }
 }
 
-fn controller_for(client: &Client, namespace: Option<&str>) -> Controller<Migration> {
-    let (migs, jobs, cms): (Api<Migration>, Api<Job>, Api<ConfigMap>) = match namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-        ),
-    };
+fn controller_for(ctx: &Context, namespace: Option<&str>) -> Controller<Migration> {
+    let client = &ctx.client;
+    let (migs, jobs, cms, pods): (Api<Migration>, Api<Job>, Api<ConfigMap>, Api<Pod>) =
+        match namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+            ),
+        };
     let (reader, writer) = reflector::store();
     // The cache keeps Migrations without their managed fields (they are most of an object's
     // size and never read); the operator's own status writes trigger no new reconcile.
@@ -224,9 +232,15 @@ fn controller_for(client: &Client, namespace: Option<&str>) -> Controller<Migrat
     let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
     // `owns` watches metadata only (kube 5 uses a metadata watcher), so Job specs and progress
     // payloads are never cached.
+    // Step pods are watched, not cached: only the blocked ones are kept (see `pods`)
+    let pod_triggers = pods::triggers(
+        watcher(pods, managed.clone().any_semantic()),
+        ctx.blockers.clone(),
+    );
     Controller::for_stream(triggers, reader)
         .owns(jobs, managed.clone())
         .owns(cms, managed)
+        .watches_stream(pod_triggers, |pod| pods::owner_migration(&pod))
 }
 
 /// What a change must touch to need a reconcile: the spec (generation), the reconcile-request
@@ -334,8 +348,10 @@ async fn reconcile_steps(mig: &Migration, ctx: &Context) -> Result<Action> {
         (secrets, _) => secrets,
     };
 
-    // Explain a failed step with its pod's termination message
+    // Explain a failed step with its pod's termination message, a stuck one with its pod's
+    // waiting reason
     explain_failure(mig, ctx, &mut run, &mut jobs).await?;
+    let pod_blocker = running_blocker(mig, ctx, &run);
 
     // Ensure owned objects and create the next Job, or suspend/resume the running one
     let owned = Owned {
@@ -346,7 +362,8 @@ async fn reconcile_steps(mig: &Migration, ctx: &Context) -> Result<Action> {
     let events = act(mig, ctx, &mut run, &mut jobs, &inputs, owned).await?;
 
     // Write the status, then the Events of this reconcile
-    let obs = observation(jobs, reports.unwrap_or_default(), inputs, run);
+    let mut obs = observation(jobs, reports.unwrap_or_default(), inputs, run);
+    obs.pod_blocker = pod_blocker;
     write_status(mig, ctx, &status::desired_status(mig, &obs, &now)).await?;
     for event in &events {
         publish_event(mig, ctx, event).await;
@@ -385,6 +402,17 @@ fn observation(
         publish: r.publish,
         inputs,
         run,
+        pod_blocker: None,
+    }
+}
+
+/// Why the running step's pod cannot start, from the pod watch.
+fn running_blocker(mig: &Migration, ctx: &Context, run: &RunState) -> Option<PodBlocker> {
+    match run {
+        RunState::Running { job } if job.state == JobState::Running => {
+            ctx.blockers.for_job(&observe::namespace(mig), &job.name)
+        }
+        _ => None,
     }
 }
 
@@ -727,6 +755,7 @@ fn event_type(why: &str) -> EventType {
         reason::CONFIGMAP_NOT_FOUND,
         reason::CONFIGMAP_KEY_NOT_FOUND,
         reason::INVALID_SPEC,
+        reason::POD_CANNOT_START,
     ];
     if warnings.contains(&why) {
         EventType::Warning
@@ -737,23 +766,11 @@ fn event_type(why: &str) -> EventType {
 
 /// Reasons are one of the `reason` constants; match back to the static one.
 fn leak(why: &str) -> &'static str {
-    [
-        reason::SUCCEEDED,
-        reason::STEP_RUNNING,
-        reason::STEP_STARTING,
-        reason::STEP_BACKOFF,
-        reason::STEP_FAILED,
-        reason::RETRIES_EXHAUSTED,
-        reason::SUSPENDED,
-        reason::SECRET_NOT_FOUND,
-        reason::SECRET_KEY_NOT_FOUND,
-        reason::CONFIGMAP_NOT_FOUND,
-        reason::CONFIGMAP_KEY_NOT_FOUND,
-        reason::INVALID_SPEC,
-    ]
-    .into_iter()
-    .find(|r| *r == why)
-    .unwrap_or("StatusChanged")
+    reason::ALL
+        .iter()
+        .copied()
+        .find(|r| *r == why)
+        .unwrap_or("StatusChanged")
 }
 
 async fn publish(

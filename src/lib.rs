@@ -25,6 +25,8 @@ pub mod observe;
 pub mod owned;
 /// What the run does next, from the observed Jobs.
 pub mod plan;
+/// Step pods that cannot start, from a watch of the Jobs' pods.
+pub mod pods;
 /// Conditions, phases, progress folding and the desired status.
 pub mod status;
 /// Each step's container, shared by the Job builder and the local runner.

@@ -15,6 +15,7 @@ use crate::crd::{
     OutputSpec, OutputStatus, Progress, StepPhase, StepStatus,
 };
 use crate::plan::{JobObservation, JobState, RunState, StallCause, latest_attempt};
+use crate::pods::PodBlocker;
 use crate::steps::{Step, steps_for, workspace_claim_name};
 use crate::truncate;
 
@@ -63,6 +64,27 @@ pub mod reason {
     pub const INPUTS_FOUND: &str = "InputsFound";
     /// The spec cannot be run.
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// The running step's pod cannot start (its container waits on a blocking reason, or no
+    /// node can take it).
+    pub const POD_CANNOT_START: &str = "PodCannotStart";
+
+    /// Every reason above: Event reasons are matched back to these.
+    pub const ALL: &[&str] = &[
+        SUCCEEDED,
+        STEP_RUNNING,
+        STEP_STARTING,
+        STEP_BACKOFF,
+        STEP_FAILED,
+        RETRIES_EXHAUSTED,
+        SUSPENDED,
+        SECRET_NOT_FOUND,
+        SECRET_KEY_NOT_FOUND,
+        CONFIGMAP_NOT_FOUND,
+        CONFIGMAP_KEY_NOT_FOUND,
+        INPUTS_FOUND,
+        INVALID_SPEC,
+        POD_CANNOT_START,
+    ];
 }
 
 /// Outcome of checking the referenced Secrets and ConfigMaps.
@@ -145,6 +167,8 @@ pub struct Observation {
     pub inputs: InputsCheck,
     /// The run's next move.
     pub run: RunState,
+    /// Why the running step's pod cannot start, when it cannot.
+    pub pod_blocker: Option<PodBlocker>,
 }
 
 /// Sets `new` in `conditions`, keeping the old `lastTransitionTime` unless the status flips.
@@ -312,6 +336,26 @@ fn verdict(mig: &Migration, obs: &Observation) -> Verdict {
             reason::SUSPENDED,
             "Suspended by spec.suspend".into(),
         ),
+        RunState::Running { job } if blocker_of(job, obs.pod_blocker.as_ref()).is_some() => {
+            let b = obs
+                .pod_blocker
+                .as_ref()
+                .map(blocker_text)
+                .unwrap_or_default();
+            let message = format!(
+                "Step {} (attempt {}) cannot start: {b}",
+                job.step.as_str(),
+                job.attempt
+            );
+            v(
+                step_phase(job.step, progress),
+                false,
+                true,
+                false,
+                reason::POD_CANNOT_START,
+                message,
+            )
+        }
         RunState::Running { job } => v(
             step_phase(job.step, progress),
             false,
@@ -369,6 +413,23 @@ fn verdict(mig: &Migration, obs: &Observation) -> Verdict {
     }
 }
 
+/// `pod <name>: <Reason>: <message>`.
+fn blocker_text(b: &PodBlocker) -> String {
+    format!("pod {}: {}: {}", b.pod, b.reason, b.message)
+}
+
+/// `blocker`, when it is about `job`'s pod and `job` runs.
+fn blocker_of<'a>(job: &JobObservation, blocker: Option<&'a PodBlocker>) -> Option<&'a PodBlocker> {
+    blocker.filter(|b| job.state == JobState::Running && b.job == job.name)
+}
+
+/// A failed step's reason, or why its running pod cannot start.
+fn step_message(job: &JobObservation, blocker: Option<&PodBlocker>) -> Option<String> {
+    let blocked = blocker_of(job, blocker).map(blocker_text);
+    let text = job.message.clone().or(blocked)?;
+    Some(truncate(&text, MAX_MESSAGE))
+}
+
 fn step_statuses(mig: &Migration, obs: &Observation, prev: &MigrationStatus) -> Vec<StepStatus> {
     steps_for(mig)
         .into_iter()
@@ -385,7 +446,7 @@ fn step_statuses(mig: &Migration, obs: &Observation, prev: &MigrationStatus) -> 
                 attempts: job.attempt,
                 start_time: job.start_time.clone(),
                 completion_time: job.finish_time.clone(),
-                message: job.message.as_deref().map(|m| truncate(m, MAX_MESSAGE)),
+                message: step_message(job, obs.pod_blocker.as_ref()),
             },
             None => prev
                 .steps

@@ -14,6 +14,7 @@ fn obs(run: RunState, jobs: Vec<JobObservation>) -> Observation {
         publish: None,
         inputs: InputsCheck::Found { secrets_hash: None },
         run,
+        pod_blocker: None,
     }
 }
 
@@ -87,6 +88,50 @@ fn running_extract_is_extracting_and_reconciling() {
     assert_eq!(status.steps[1].phase, StepPhase::Pending);
     assert_eq!(status.start_time, Some(at(5)));
     assert!(status.completion_time.is_none());
+}
+
+#[test]
+fn a_running_step_whose_pod_cannot_start_says_why_in_ready_and_the_step() {
+    let mig = script_migration();
+    let job = observed(running_job("minimal-extract-1"), Step::Extract, 1);
+    let mut o = obs(RunState::Running { job: job.clone() }, vec![job]);
+    let running = desired_status(&mig, &o, &at(1));
+    o.pod_blocker = Some(crate::pods::PodBlocker {
+        migration: "minimal".into(),
+        job: "minimal-extract-1".into(),
+        pod: "minimal-extract-1-x7k2p".into(),
+        reason: "CreateContainerConfigError".into(),
+        message: "secret \"sql-login\" not found".into(),
+    });
+    let stuck = desired_status(&mig, &o, &at(2));
+    assert_eq!(stuck.phase, Some(MigrationPhase::Extracting));
+    let ready = cond(&stuck, condition_type::READY);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", reason::POD_CANNOT_START)
+    );
+    let why = "pod minimal-extract-1-x7k2p: CreateContainerConfigError: \
+               secret \"sql-login\" not found";
+    assert_eq!(
+        ready.message,
+        format!("Step extract (attempt 1) cannot start: {why}")
+    );
+    assert_eq!(cond(&stuck, condition_type::STALLED).status, "False");
+    assert_eq!(stuck.steps[0].message.as_deref(), Some(why));
+    assert_eq!(stuck.steps[0].phase, StepPhase::Running);
+    // Entering and leaving the state are transitions, so each gets an Event
+    let (entered, _) = transition(&running, &stuck).expect("a transition");
+    assert_eq!(entered, reason::POD_CANNOT_START);
+    let (left, _) = transition(&stuck, &running).expect("a transition");
+    assert_eq!(left, reason::STEP_RUNNING);
+    // A blocker of another Job (an older attempt) says nothing of this step
+    if let Some(b) = o.pod_blocker.as_mut() {
+        b.job = "minimal-extract-0".into();
+    }
+    let other = desired_status(&mig, &o, &at(3));
+    assert_eq!(other.steps[0].message, None);
+    let ready = cond(&other, condition_type::READY);
+    assert_eq!(ready.reason, reason::STEP_RUNNING);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Failure handling on the real control plane: retries then Stalled, the reconcile-request
 //! annotation restarting a stalled run, bad input stalling at once, a missing Secret reported
-//! and recovered from (with no Secret value anywhere), and suspend/resume.
+//! and recovered from (with no Secret value anywhere), a pod that cannot start reported with its
+//! reason, and suspend/resume.
 
 // Test code: a failed expectation is meant to panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -11,7 +12,7 @@ mod support;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use kube::Api;
 use kube::api::PostParams;
 use operator_common::{
@@ -261,6 +262,91 @@ async fn a_missing_secret_is_reported_then_the_run_proceeds_and_no_value_leaks()
             "the Secret value leaked into the {what}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_pod_that_cannot_start_is_reported_with_its_reason_and_cleared_when_it_starts() {
+    let Some(client) = support::client().await else {
+        return;
+    };
+    let _serial = operator_common::AGENT_RUNS.lock().await;
+    operator_common::install_crd(&client).await;
+    operator_common::register_agent_image();
+    let ns = support::namespace(&client, "op-blocked").await;
+    let _op = Operator::start(ns.name(), &[]);
+    // The source claim does not exist: the pod is created, and its container waits
+    let source = json!({"source": {"script": {
+        "configMapKeyRef": null, "volume": {"claimName": "source-disk", "path": "schema.sql"}
+    }}});
+    create_migration(&client, ns.name(), migration("stuck", AGENT_IMAGE, source)).await;
+
+    let mig = wait_for(&client, ns.name(), "stuck", "PodCannotStart", 90, |m| {
+        condition(m, "Ready") == Some(("False".into(), "PodCannotStart".into()))
+    })
+    .await;
+    assert_eq!(phase(&mig), "Extracting");
+    assert_eq!(condition(&mig, "Stalled").unwrap().0, "False");
+    let status = mig.status.clone().unwrap();
+    let message = status.message.clone().unwrap_or_default();
+    assert!(
+        message.starts_with("Step extract (attempt 1) cannot start: pod stuck-extract-1-")
+            && message.contains("CreateContainerConfigError")
+            && message.contains("persistentvolumeclaim \"source-disk\" not found"),
+        "{message}"
+    );
+    assert_eq!(
+        status.steps[0].message.as_deref(),
+        message.split_once("cannot start: ").map(|(_, why)| why)
+    );
+    // The Event follows the status write
+    let pod_warnings = || async {
+        let all = events(&client, ns.name()).await;
+        let warned = all
+            .into_iter()
+            .filter(|(t, r, n)| {
+                t == "Warning" && r == "PodCannotStart" && n.contains("source-disk")
+            })
+            .count();
+        (warned > 0).then_some(warned)
+    };
+    let warned = support::wait_until(
+        "a PodCannotStart Event",
+        Duration::from_secs(10),
+        pod_warnings,
+    );
+    assert_eq!(warned.await, 1, "one Warning Event on entering the state");
+    assert_eq!(job_names(&client, ns.name()).await, ["stuck-extract-1"]);
+
+    // With the claim there the pod starts (and fails: the file is not on the claim), and the
+    // reason goes away
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": "source-disk"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    }))
+    .unwrap();
+    Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns.name())
+        .create(&PostParams::default(), &claim)
+        .await
+        .unwrap();
+    let after = wait_for(
+        &client,
+        ns.name(),
+        "stuck",
+        "a reason other than PodCannotStart",
+        90,
+        |m| condition(m, "Ready").is_some_and(|(_, r)| r != "PodCannotStart"),
+    )
+    .await;
+    let step = &after.status.unwrap().steps[0];
+    assert!(
+        !step
+            .message
+            .clone()
+            .unwrap_or_default()
+            .contains("source-disk\" not found"),
+        "{:?}",
+        step.message
+    );
 }
 
 #[tokio::test]
