@@ -5,9 +5,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, CustomResourceDefinitionVersion, JSONSchemaProps,
+};
 use serde::Deserialize;
+use serde_json::Value;
 
-use super::LocalError;
+use super::{LocalError, schema};
 use crate::crd::Migration;
 
 /// Namespace given to a Migration whose manifest names none.
@@ -32,11 +36,11 @@ impl Manifests {
             .into_iter()
             .filter(|d| kind_of(d) == Some("Migration"))
             .collect::<Vec<_>>();
-        let [doc] = <[_; 1]>::try_from(migrations).map_err(|found| LocalError::Manifest {
+        let [mut doc] = <[_; 1]>::try_from(migrations).map_err(|found| LocalError::Manifest {
             path: file.to_path_buf(),
             message: format!("expected exactly one Migration, found {}", found.len()),
         })?;
-        validate_rules(file, &doc)?;
+        validate_migration(file, &mut doc)?;
         let mut migration: Migration = parse(file, doc)?;
         if migration.metadata.namespace.is_none() {
             migration.metadata.namespace = Some(LOCAL_NAMESPACE.into());
@@ -152,25 +156,72 @@ fn read_documents(path: &Path) -> Result<Vec<serde_json::Value>, LocalError> {
     Ok(docs)
 }
 
-/// Applies the CRD's CEL rules (`x-kubernetes-validations`), as the API server would at
-/// admission, so a local run refuses what a cluster would refuse, with the same message.
-fn validate_rules(path: &Path, doc: &serde_json::Value) -> Result<(), LocalError> {
-    use kube::CustomResourceExt as _;
-    let crd = Migration::crd();
-    let schema = crd
-        .spec
-        .versions
-        .first()
-        .and_then(|v| v.schema.as_ref())
+/// Checks the Migration as the API server does at admission: against its version's OpenAPI
+/// schema (types, required and unknown fields, patterns, lengths, bounds, enums), then against
+/// the CEL rules (`x-kubernetes-validations`), so a local run refuses what `kubectl apply` would
+/// refuse, naming each field with the API server's wording. A status is dropped from `doc`, as
+/// the API server drops it on create.
+fn validate_migration(path: &Path, doc: &mut Value) -> Result<(), LocalError> {
+    let invalid = |message: String| LocalError::Manifest {
+        path: path.to_path_buf(),
+        message,
+    };
+    let crd = <Migration as kube::CustomResourceExt>::crd();
+    let version = served_version(&crd, doc).map_err(invalid)?;
+    let schema = version
+        .schema
+        .as_ref()
         .and_then(|s| s.open_api_v3_schema.as_ref())
-        .and_then(|s| serde_json::to_value(s).ok())
+        .ok_or_else(|| invalid(format!("version {} has no openAPIV3Schema", version.name)))?;
+    let status_subresource = version
+        .subresources
+        .as_ref()
+        .and_then(|s| s.status.as_ref());
+    if let (Some(_), Some(fields)) = (status_subresource, doc.as_object_mut()) {
+        fields.remove("status");
+    }
+    let errors = refusals(schema, doc);
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "Migration is invalid: {} validation error(s):\n  - {}",
+        errors.len(),
+        errors.join("\n  - ")
+    )))
+}
+
+/// The CRD version `doc`'s apiVersion names, if the CRD serves it.
+fn served_version<'a>(
+    crd: &'a CustomResourceDefinition,
+    doc: &Value,
+) -> Result<&'a CustomResourceDefinitionVersion, String> {
+    let api_version = doc
+        .get("apiVersion")
+        .and_then(Value::as_str)
         .unwrap_or_default();
-    kube::core::cel::Validator::new()
-        .validate(&schema, doc, None)
-        .map_err(|errors| LocalError::Manifest {
-            path: path.to_path_buf(),
-            message: format!("Migration is invalid: {errors}"),
-        })
+    crd.spec
+        .versions
+        .iter()
+        .find(|v| v.served && format!("{}/{}", crd.spec.group, v.name) == api_version)
+        .ok_or_else(|| format!("apiVersion {api_version:?} is not served by the CRD"))
+}
+
+/// The schema's refusals, then the CEL rules' unless a wrong type or a value outside an enum
+/// came first (the API server skips the rules then, as they would read a value of the wrong type).
+fn refusals(schema: &JSONSchemaProps, doc: &Value) -> Vec<String> {
+    let field_errors = schema::validate(schema, doc);
+    let mut errors = field_errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>();
+    if !field_errors.iter().any(|e| e.blocks_rules) {
+        let json = serde_json::to_value(schema).unwrap_or_default();
+        if let Err(failed) = kube::core::cel::Validator::new().validate(&json, doc, None) {
+            errors.extend(failed.iter().map(ToString::to_string));
+        }
+    }
+    errors
 }
 
 fn kind_of(doc: &serde_json::Value) -> Option<&str> {
@@ -252,5 +303,140 @@ mod tests {
         );
         let err = Manifests::load(&file).unwrap_err().to_string();
         assert!(err.contains("found 2"), "{err}");
+    }
+
+    fn examples() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+    }
+
+    /// A `# key: value` line of the comment heading an example (tests/operator_admission.rs
+    /// reads the same lines).
+    fn header(text: &str, key: &str) -> Option<String> {
+        text.lines()
+            .take_while(|l| l.starts_with('#'))
+            .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
+            .map(|v| v.trim().to_string())
+    }
+
+    #[test]
+    fn every_invalid_example_is_refused_naming_its_field_and_message() {
+        let mut paths = std::fs::read_dir(examples().join("invalid"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect::<Vec<_>>();
+        paths.sort();
+        let (mut checked, mut failures) = (0, Vec::new());
+        for path in &paths {
+            let text = std::fs::read_to_string(path).unwrap();
+            // A transition rule compares with the object it replaces; a local run has none.
+            if header(&text, "update-of").is_some() {
+                continue;
+            }
+            let field = header(&text, "field").unwrap();
+            let message = header(&text, "message").unwrap();
+            checked += 1;
+            match Manifests::load(path) {
+                Ok(_) => failures.push(format!("{}: accepted", path.display())),
+                Err(e) if e.to_string().contains(&field) && e.to_string().contains(&message) => {}
+                Err(e) => failures.push(format!(
+                    "{}: expected {field} and {message:?}: {e}",
+                    path.display()
+                )),
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        assert!(
+            checked >= 15,
+            "only {checked} of {} examples checked",
+            paths.len()
+        );
+    }
+
+    #[test]
+    fn every_valid_example_loads() {
+        let mut dirs = vec![examples()];
+        let mut loaded = Vec::new();
+        while let Some(dir) = dirs.pop() {
+            for path in std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()) {
+                if path.is_dir() && !path.ends_with("invalid") {
+                    dirs.push(path);
+                } else if path.file_name().is_some_and(|n| n == "migration.yaml") {
+                    let m = Manifests::load(&path);
+                    assert!(m.is_ok(), "{}: {}", path.display(), m.unwrap_err());
+                    loaded.push(path.strip_prefix(examples()).unwrap().to_path_buf());
+                }
+            }
+        }
+        loaded.sort();
+        let expected = ["gitops/app", "minimal", "northwind", "pubs"]
+            .map(|d| Path::new(d).join("migration.yaml"));
+        assert_eq!(loaded, expected);
+    }
+
+    fn load_error(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "migration.yaml", text);
+        Manifests::load(&file).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn an_unknown_field_is_refused_as_kubectl_apply_refuses_it() {
+        // Not an examples/invalid case: the API server prunes it unless asked for strict field
+        // validation, which kubectl asks for and the admission test does not.
+        let typo = MIGRATION.replace("projectName: p}", "projectName: p, materialisation: table}");
+        let err = load_error(&typo);
+        assert!(
+            err.contains("spec.target.materialisation: unknown field"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn schema_errors_and_rule_errors_are_reported_together() {
+        let both = MIGRATION
+            .replace("projectName: p", "projectName: My-P")
+            .replace(
+                "  source: {",
+                "  source: {sqlServer: {host: h, database: d, credentialsSecretRef: {name: s}}, ",
+            );
+        let err = load_error(&both);
+        assert!(err.contains("2 validation error(s)"), "{err}");
+        assert!(
+            err.contains("spec.target.projectName: Invalid value: \"My-P\""),
+            "{err}"
+        );
+        assert!(err.contains("exactly one of sqlServer or script"), "{err}");
+    }
+
+    #[test]
+    fn a_value_outside_an_enum_skips_the_rules_as_the_api_server_does() {
+        let both = MIGRATION
+            .replace("dialect: duckdb", "dialect: oracle")
+            .replace(
+                "  source: {",
+                "  source: {sqlServer: {host: h, database: d, credentialsSecretRef: {name: s}}, ",
+            );
+        let err = load_error(&both);
+        assert!(err.contains("1 validation error(s)"), "{err}");
+        assert!(
+            err.contains("spec.target.dialect: Unsupported value: \"oracle\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_status_in_the_manifest_is_dropped_as_on_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("{MIGRATION}status: {{phase: NotAPhase, extra: 1}}\n");
+        let file = write(dir.path(), "migration.yaml", &text);
+        let m = Manifests::load(&file).unwrap();
+        assert!(m.migration.status.is_none());
+    }
+
+    #[test]
+    fn an_api_version_the_crd_does_not_serve_is_refused() {
+        let err = load_error(&MIGRATION.replace("v1alpha1", "v1"));
+        assert!(err.contains("\"datamigrate.ai/v1\" is not served"), "{err}");
     }
 }

@@ -7,6 +7,7 @@
 mod manifests;
 mod process;
 mod report;
+mod schema;
 mod ui;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,756 @@
+//! The structural part of a CRD's `openAPIV3Schema` (types, required fields, patterns, lengths,
+//! bounds, enums, item counts, unknown fields), checked the way the API server checks a custom
+//! resource at admission, with its wording, so that a local run refuses what `kubectl apply`
+//! would refuse. The CEL rules (`x-kubernetes-validations`) are checked apart, by kube-cel.
+//!
+//! It covers the keywords that kube and schemars generate for a structural schema; a test fails
+//! when the CRD starts to use another one, which would otherwise pass here unchecked.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+};
+use serde_json::Value;
+
+/// Fields every object at the root of a resource, or in an embedded resource, may carry
+/// whether or not its schema declares them.
+const RESOURCE_FIELDS: [&str; 3] = ["apiVersion", "kind", "metadata"];
+
+/// One refusal: the field and what is wrong with it, worded as the API server words it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field, as the API server names it (`spec.target.dialect`, `spec.include[2]`).
+    pub path: String,
+    /// What is wrong (`Required value`, `Invalid value: ...`).
+    pub detail: String,
+    /// A wrong type or a value outside an enum: the API server then skips the CEL rules.
+    pub blocks_rules: bool,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.detail)
+    }
+}
+
+/// Checks `doc`, a whole resource, against `schema`, its version's `openAPIV3Schema`. Unknown
+/// fields are refused, as `kubectl apply` (strict field validation) refuses them.
+pub fn validate(schema: &JSONSchemaProps, doc: &Value) -> Vec<FieldError> {
+    let mut walk = Walk::default();
+    walk.value(schema, doc, "", &RESOURCE_FIELDS);
+    walk.errors
+}
+
+#[derive(Default)]
+struct Walk {
+    errors: Vec<FieldError>,
+}
+
+impl Walk {
+    fn push(&mut self, path: &str, detail: String, blocks_rules: bool) {
+        self.errors.push(FieldError {
+            path: path.to_string(),
+            detail,
+            blocks_rules,
+        });
+    }
+
+    /// `implicit`: fields allowed on this object without being declared (a resource's own).
+    fn value(&mut self, s: &JSONSchemaProps, v: &Value, path: &str, implicit: &[&str]) {
+        if v.is_null() && s.nullable == Some(true) {
+            return;
+        }
+        if !self.type_matches(s, v, path) {
+            return;
+        }
+        self.enumeration(s, v, path);
+        match v {
+            Value::String(text) => self.string(s, text, path),
+            Value::Number(_) => self.number(s, v, path),
+            Value::Array(items) => self.array(s, items, path),
+            Value::Object(fields) => self.object(s, fields, path, implicit),
+            Value::Bool(_) | Value::Null => {}
+        }
+    }
+
+    fn type_matches(&mut self, s: &JSONSchemaProps, v: &Value, path: &str) -> bool {
+        let expected: &[&str] = match (s.type_.as_deref(), s.x_kubernetes_int_or_string) {
+            (_, Some(true)) => &["integer", "string"],
+            (Some(t), _) => &[t][..],
+            (None, _) => return true,
+        };
+        let actual = json_type(v);
+        let integral = actual == "number" && v.as_f64().is_some_and(|n| n.fract() == 0.0);
+        let fits = expected.iter().any(|t| {
+            *t == actual || (*t == "number" && actual == "integer") || (*t == "integer" && integral)
+        });
+        if !fits {
+            let expected = expected.join(",");
+            self.push(
+                path,
+                format!(
+                    "Invalid value: \"{actual}\": {path} in body must be of type {expected}: \
+                     \"{actual}\""
+                ),
+                true,
+            );
+        }
+        fits
+    }
+
+    fn enumeration(&mut self, s: &JSONSchemaProps, v: &Value, path: &str) {
+        let Some(allowed) = s.enum_.as_ref().filter(|e| !e.is_empty()) else {
+            return;
+        };
+        if allowed.iter().any(|a| a.0 == *v) {
+            return;
+        }
+        let supported = allowed
+            .iter()
+            .map(|a| match &a.0 {
+                Value::String(text) => format!("{text:?}"),
+                other => format!("\"{other}\""),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let value = shown(v);
+        self.push(
+            path,
+            format!("Unsupported value: {value}: supported values: {supported}"),
+            true,
+        );
+    }
+
+    fn string(&mut self, s: &JSONSchemaProps, text: &str, path: &str) {
+        let chars = i64::try_from(text.chars().count()).unwrap_or(i64::MAX);
+        if let Some(max) = s.max_length.filter(|max| chars > *max) {
+            self.push(
+                path,
+                format!("Too long: may not be more than {max} bytes"),
+                false,
+            );
+        }
+        if let Some(min) = s.min_length.filter(|min| chars < *min) {
+            self.push(
+                path,
+                format!(
+                    "Invalid value: {text:?}: {path} in body should be at least {min} chars long"
+                ),
+                false,
+            );
+        }
+        if let Some(pattern) = &s.pattern {
+            self.pattern(pattern, text, path);
+        }
+    }
+
+    fn pattern(&mut self, pattern: &str, text: &str, path: &str) {
+        match regex::Regex::new(pattern) {
+            Ok(re) if re.is_match(text) => {}
+            Ok(_) => self.push(
+                path,
+                format!("Invalid value: {text:?}: {path} in body should match '{pattern}'"),
+                false,
+            ),
+            // The API server refuses such a CRD; a local run refuses the field it cannot check.
+            Err(e) => self.push(
+                path,
+                format!("Internal error: the schema's pattern '{pattern}' does not compile: {e}"),
+                false,
+            ),
+        }
+    }
+
+    fn number(&mut self, s: &JSONSchemaProps, v: &Value, path: &str) {
+        let Some(n) = v.as_f64() else {
+            return;
+        };
+        let value = shown(v);
+        if let Some(max) = s.maximum {
+            let exclusive = s.exclusive_maximum == Some(true);
+            if n > max || (exclusive && n == max) {
+                let than = if exclusive {
+                    "than"
+                } else {
+                    "than or equal to"
+                };
+                self.push(
+                    path,
+                    format!("Invalid value: {value}: {path} in body should be less {than} {max}"),
+                    false,
+                );
+            }
+        }
+        if let Some(min) = s.minimum {
+            let exclusive = s.exclusive_minimum == Some(true);
+            if n < min || (exclusive && n == min) {
+                let than = if exclusive {
+                    "than"
+                } else {
+                    "than or equal to"
+                };
+                self.push(
+                    path,
+                    format!(
+                        "Invalid value: {value}: {path} in body should be greater {than} {min}"
+                    ),
+                    false,
+                );
+            }
+        }
+        self.integer_format(s, v, path);
+    }
+
+    /// `format: int32` and `int64` bound an integer to what the type holds.
+    fn integer_format(&mut self, s: &JSONSchemaProps, v: &Value, path: &str) {
+        let (format, low, high) = match s.format.as_deref() {
+            Some(f @ "int32") => (f, i128::from(i32::MIN), i128::from(i32::MAX)),
+            Some(f @ "int64") => (f, i128::from(i64::MIN), i128::from(i64::MAX)),
+            _ => return,
+        };
+        let exact = v
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| v.as_u64().map(i128::from));
+        let fits = match exact {
+            Some(n) => (low..=high).contains(&n),
+            // high + 1 as a float is exact (a power of two); high itself may not be.
+            None => v
+                .as_f64()
+                .is_some_and(|n| n >= low as f64 && n < (high + 1) as f64),
+        };
+        if !fits {
+            let value = shown(v);
+            self.push(
+                path,
+                format!(
+                    "Invalid value: {value}: {path} in body must be within the range of {format}"
+                ),
+                false,
+            );
+        }
+    }
+
+    fn array(&mut self, s: &JSONSchemaProps, items: &[Value], path: &str) {
+        let len = i64::try_from(items.len()).unwrap_or(i64::MAX);
+        if let Some(max) = s.max_items.filter(|max| len > *max) {
+            self.push(
+                path,
+                format!("Too many: {len}: must have at most {max} items"),
+                false,
+            );
+        }
+        if let Some(min) = s.min_items.filter(|min| len < *min) {
+            self.push(
+                path,
+                format!("Invalid value: {len}: {path} in body should have at least {min} items"),
+                false,
+            );
+        }
+        for (i, item) in items.iter().enumerate() {
+            let item_path = format!("{path}[{i}]");
+            match &s.items {
+                Some(JSONSchemaPropsOrArray::Schema(each)) => {
+                    self.value(each, item, &item_path, &[]);
+                }
+                Some(JSONSchemaPropsOrArray::Schemas(list)) => {
+                    if let Some(each) = list.get(i) {
+                        self.value(each, item, &item_path, &[]);
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn object(
+        &mut self,
+        s: &JSONSchemaProps,
+        fields: &serde_json::Map<String, Value>,
+        path: &str,
+        implicit: &[&str],
+    ) {
+        let embedded = s.x_kubernetes_embedded_resource == Some(true);
+        let implicit = if embedded {
+            &RESOURCE_FIELDS[..]
+        } else {
+            implicit
+        };
+        let empty = BTreeMap::new();
+        let properties = s.properties.as_ref().unwrap_or(&empty);
+        for (key, value) in fields {
+            let field_path = child(path, key);
+            if let Some(prop) = properties.get(key) {
+                // A null where the schema allows none is pruned (or defaulted), not refused.
+                if !value.is_null() || prop.nullable == Some(true) {
+                    self.value(prop, value, &field_path, &[]);
+                }
+                continue;
+            }
+            match &s.additional_properties {
+                Some(JSONSchemaPropsOrBool::Schema(each)) => {
+                    if !value.is_null() || each.nullable == Some(true) {
+                        self.value(each, value, &field_path, &[]);
+                    }
+                }
+                Some(JSONSchemaPropsOrBool::Bool(true)) => {}
+                _ if implicit.contains(&key.as_str()) => {}
+                _ if s.x_kubernetes_preserve_unknown_fields == Some(true) => {}
+                _ => self.push(&field_path, format!("unknown field {field_path:?}"), false),
+            }
+        }
+        self.required(s, fields, path);
+        if embedded {
+            self.embedded(fields, path);
+        }
+    }
+
+    /// A required field is there once defaults are applied and non-nullable nulls pruned.
+    fn required(
+        &mut self,
+        s: &JSONSchemaProps,
+        fields: &serde_json::Map<String, Value>,
+        path: &str,
+    ) {
+        for key in s.required.iter().flatten() {
+            let prop = s.properties.as_ref().and_then(|p| p.get(key));
+            let defaulted = prop.is_some_and(|p| p.default.is_some());
+            let present = match fields.get(key) {
+                None => defaulted,
+                Some(Value::Null) => defaulted || prop.is_some_and(|p| p.nullable == Some(true)),
+                Some(_) => true,
+            };
+            if !present {
+                self.push(&child(path, key), "Required value".into(), false);
+            }
+        }
+    }
+
+    /// An embedded resource names its kind, as the API server requires.
+    fn embedded(&mut self, fields: &serde_json::Map<String, Value>, path: &str) {
+        for key in ["apiVersion", "kind"] {
+            let named = fields
+                .get(key)
+                .and_then(Value::as_str)
+                .is_some_and(|v| !v.is_empty());
+            if !named {
+                self.push(
+                    &child(path, key),
+                    "Required value: must not be empty".into(),
+                    false,
+                );
+            }
+        }
+    }
+}
+
+fn child(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_f64() => "number",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// A value as the API server quotes it in a message: strings quoted, numbers bare.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::String(text) => format!("{text:?}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The keywords `schema` (or a schema under it) sets that [`validate`] does not check, each
+    /// with the path of the schema node, as `spec.source.sqlServer: uniqueItems`.
+    fn keywords_outside(schema: &JSONSchemaProps) -> Vec<String> {
+        let mut found = Vec::new();
+        collect_outside(schema, "", &mut found);
+        found
+    }
+
+    fn collect_outside(s: &JSONSchemaProps, path: &str, found: &mut Vec<String>) {
+        let set = [
+            ("allOf", s.all_of.is_some()),
+            ("anyOf", s.any_of.is_some()),
+            ("oneOf", s.one_of.is_some()),
+            ("not", s.not.is_some()),
+            ("multipleOf", s.multiple_of.is_some()),
+            ("uniqueItems", s.unique_items == Some(true)),
+            ("minProperties", s.min_properties.is_some()),
+            ("maxProperties", s.max_properties.is_some()),
+            ("patternProperties", s.pattern_properties.is_some()),
+            ("dependencies", s.dependencies.is_some()),
+            ("additionalItems", s.additional_items.is_some()),
+            ("$ref", s.ref_path.is_some()),
+            ("x-kubernetes-list-type", s.x_kubernetes_list_type.is_some()),
+            ("x-kubernetes-map-type", s.x_kubernetes_map_type.is_some()),
+            (
+                "x-kubernetes-list-map-keys",
+                s.x_kubernetes_list_map_keys.is_some(),
+            ),
+            ("format", !format_is_checked(s)),
+        ];
+        for (keyword, _) in set.iter().filter(|(_, on)| *on) {
+            found.push(format!("{path}: {keyword}"));
+        }
+        for (key, prop) in s.properties.iter().flatten() {
+            collect_outside(prop, &child(path, key), found);
+        }
+        if let Some(JSONSchemaPropsOrBool::Schema(each)) = &s.additional_properties {
+            collect_outside(each, &format!("{path}[*]"), found);
+        }
+        match &s.items {
+            Some(JSONSchemaPropsOrArray::Schema(each)) => {
+                collect_outside(each, &format!("{path}[*]"), found);
+            }
+            Some(JSONSchemaPropsOrArray::Schemas(list)) => {
+                for (i, each) in list.iter().enumerate() {
+                    collect_outside(each, &format!("{path}[{i}]"), found);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Integer formats are checked; a string format (date-time, ...) is not.
+    fn format_is_checked(s: &JSONSchemaProps) -> bool {
+        match s.format.as_deref() {
+            None => true,
+            Some("int32" | "int64") => s.type_.as_deref() == Some("integer"),
+            Some(_) => false,
+        }
+    }
+
+    fn schema(json: Value) -> JSONSchemaProps {
+        serde_json::from_value(json).unwrap()
+    }
+
+    /// Every message, as `path: detail`.
+    fn refusals(s: &JSONSchemaProps, doc: Value) -> Vec<String> {
+        validate(s, &doc).iter().map(ToString::to_string).collect()
+    }
+
+    fn object_of(props: Value) -> JSONSchemaProps {
+        schema(serde_json::json!({"type": "object", "properties": props}))
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_field_both_types_and_blocks_the_rules() {
+        let s = object_of(serde_json::json!({"suspend": {"type": "boolean"}}));
+        let errors = validate(&s, &serde_json::json!({"suspend": "yes"}));
+        assert_eq!(
+            errors[0].to_string(),
+            "suspend: Invalid value: \"string\": suspend in body must be of type boolean: \
+             \"string\""
+        );
+        assert!(errors[0].blocks_rules);
+        assert_eq!(errors.len(), 1);
+    }
+
+    #[test]
+    fn integers_take_integral_floats_and_numbers_take_integers() {
+        let s = object_of(serde_json::json!({
+            "n": {"type": "integer"}, "x": {"type": "number"}
+        }));
+        assert!(refusals(&s, serde_json::json!({"n": 3.0, "x": 3})).is_empty());
+        assert_eq!(
+            refusals(&s, serde_json::json!({"n": 3.5})),
+            ["n: Invalid value: \"number\": n in body must be of type integer: \"number\""]
+        );
+    }
+
+    #[test]
+    fn a_missing_required_field_is_refused_unless_a_default_fills_it() {
+        let s = schema(serde_json::json!({
+            "type": "object",
+            "required": ["a", "b", "c"],
+            "properties": {
+                "a": {"type": "string"},
+                "b": {"type": "string", "default": "x"},
+                "c": {"type": "object", "properties": {}, "required": ["d"]}
+            }
+        }));
+        assert_eq!(
+            refusals(&s, serde_json::json!({"c": {}})),
+            ["c.d: Required value", "a: Required value"]
+        );
+    }
+
+    #[test]
+    fn a_null_where_the_schema_allows_none_counts_as_absent() {
+        let s = schema(serde_json::json!({
+            "type": "object",
+            "required": ["a", "n"],
+            "properties": {
+                "a": {"type": "string"},
+                "n": {"type": "string", "nullable": true},
+                "o": {"type": "string", "maxLength": 1},
+                "l": {"type": "array", "items": {"type": "string"}}
+            }
+        }));
+        let doc = serde_json::json!({"a": null, "n": null, "o": null, "l": ["x", null]});
+        assert_eq!(
+            refusals(&s, doc),
+            [
+                "l[1]: Invalid value: \"null\": l[1] in body must be of type string: \"null\"",
+                "a: Required value"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_at_any_depth_with_their_path() {
+        let s = schema(serde_json::json!({
+            "type": "object",
+            "properties": {
+                "spec": {"type": "object", "properties": {
+                    "target": {"type": "object", "properties": {"dialect": {"type": "string"}}},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                    "list": {"type": "array", "items": {"type": "object", "properties": {}}}
+                }}
+            }
+        }));
+        let doc = serde_json::json!({
+            "apiVersion": "v1", "kind": "K", "metadata": {"name": "m"},
+            "spec": {
+                "target": {"dialct": "duckdb"},
+                "labels": {"any": "thing", "n": 1},
+                "free": {"anything": {"at": "all"}},
+                "list": [{}, {"metadata": {}}]
+            },
+            "extra": true
+        });
+        assert_eq!(
+            refusals(&s, doc),
+            [
+                "extra: unknown field \"extra\"",
+                "spec.labels.n: Invalid value: \"integer\": spec.labels.n in body must be of \
+                 type string: \"integer\"",
+                "spec.list[1].metadata: unknown field \"spec.list[1].metadata\"",
+                "spec.target.dialct: unknown field \"spec.target.dialct\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn additional_properties_false_refuses_every_undeclared_key() {
+        let s = schema(serde_json::json!({
+            "type": "object",
+            "properties": {"a": {"type": "string"}},
+            "additionalProperties": false
+        }));
+        assert_eq!(
+            refusals(&s, serde_json::json!({"a": "x", "b": "y"})),
+            ["b: unknown field \"b\""]
+        );
+    }
+
+    #[test]
+    fn string_lengths_count_characters_not_bytes() {
+        let s = object_of(serde_json::json!({
+            "s": {"type": "string", "minLength": 1, "maxLength": 3}
+        }));
+        assert!(refusals(&s, serde_json::json!({"s": "ééé"})).is_empty());
+        assert_eq!(
+            refusals(&s, serde_json::json!({"s": "abcd"})),
+            ["s: Too long: may not be more than 3 bytes"]
+        );
+        assert_eq!(
+            refusals(&s, serde_json::json!({"s": ""})),
+            ["s: Invalid value: \"\": s in body should be at least 1 chars long"]
+        );
+    }
+
+    #[test]
+    fn a_pattern_searches_the_value_unanchored_unless_it_anchors_itself() {
+        let s = object_of(serde_json::json!({
+            "a": {"type": "string", "pattern": "^[a-z_][a-z0-9_]*$"},
+            "b": {"type": "string", "pattern": "[0-9]"}
+        }));
+        assert!(refusals(&s, serde_json::json!({"a": "ok_1", "b": "x1y"})).is_empty());
+        assert_eq!(
+            refusals(&s, serde_json::json!({"a": "My-Project", "b": "xy"})),
+            [
+                "a: Invalid value: \"My-Project\": a in body should match '^[a-z_][a-z0-9_]*$'",
+                "b: Invalid value: \"xy\": b in body should match '[0-9]'"
+            ]
+        );
+    }
+
+    #[test]
+    fn bounds_refuse_past_the_limit_and_exclusive_bounds_at_it() {
+        let s = object_of(serde_json::json!({
+            "port": {"type": "integer", "minimum": 1.0, "maximum": 65535.0},
+            "ratio": {"type": "number", "minimum": 0.0, "exclusiveMinimum": true,
+                      "maximum": 0.5, "exclusiveMaximum": true}
+        }));
+        assert!(refusals(&s, serde_json::json!({"port": 65535, "ratio": 0.25})).is_empty());
+        assert_eq!(
+            refusals(&s, serde_json::json!({"port": 70000, "ratio": 0.5})),
+            [
+                "port: Invalid value: 70000: port in body should be less than or equal to 65535",
+                "ratio: Invalid value: 0.5: ratio in body should be less than 0.5"
+            ]
+        );
+        assert_eq!(
+            refusals(&s, serde_json::json!({"port": 0, "ratio": 0})),
+            [
+                "port: Invalid value: 0: port in body should be greater than or equal to 1",
+                "ratio: Invalid value: 0: ratio in body should be greater than 0"
+            ]
+        );
+    }
+
+    #[test]
+    fn integer_formats_bound_the_value_to_the_type() {
+        let s = object_of(serde_json::json!({
+            "a": {"type": "integer", "format": "int32"},
+            "b": {"type": "integer", "format": "int64"}
+        }));
+        let edge = serde_json::json!({"a": i32::MAX, "b": i64::MIN});
+        assert!(refusals(&s, edge).is_empty());
+        assert_eq!(
+            refusals(
+                &s,
+                serde_json::json!({"a": 2_147_483_648_u64, "b": u64::MAX})
+            ),
+            [
+                "a: Invalid value: 2147483648: a in body must be within the range of int32",
+                "b: Invalid value: 18446744073709551615: b in body must be within the range of \
+                 int64"
+            ]
+        );
+        assert_eq!(
+            refusals(&s, serde_json::json!({"a": -2_147_483_649_i64, "b": 1e19})),
+            [
+                "a: Invalid value: -2147483649: a in body must be within the range of int32",
+                "b: Invalid value: 1e+19: b in body must be within the range of int64"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_value_outside_the_enum_lists_the_supported_ones_and_blocks_the_rules() {
+        let s = object_of(serde_json::json!({
+            "dialect": {"type": "string", "enum": ["duckdb", "postgres"]}
+        }));
+        assert!(refusals(&s, serde_json::json!({"dialect": "postgres"})).is_empty());
+        let errors = validate(&s, &serde_json::json!({"dialect": "oracle"}));
+        assert_eq!(
+            errors[0].to_string(),
+            "dialect: Unsupported value: \"oracle\": supported values: \"duckdb\", \"postgres\""
+        );
+        assert!(errors[0].blocks_rules);
+    }
+
+    #[test]
+    fn item_counts_are_bounded_and_each_item_is_checked_at_its_index() {
+        let s = object_of(serde_json::json!({
+            "l": {"type": "array", "minItems": 1, "maxItems": 2,
+                  "items": {"type": "string", "maxLength": 2}}
+        }));
+        assert_eq!(
+            refusals(&s, serde_json::json!({"l": ["a", "abc", "b"]})),
+            [
+                "l: Too many: 3: must have at most 2 items",
+                "l[1]: Too long: may not be more than 2 bytes"
+            ]
+        );
+        assert_eq!(
+            refusals(&s, serde_json::json!({"l": []})),
+            ["l: Invalid value: 0: l in body should have at least 1 items"]
+        );
+        assert_eq!(
+            refusals(&s, serde_json::json!({"l": "a"})),
+            ["l: Invalid value: \"string\": l in body must be of type array: \"string\""]
+        );
+    }
+
+    #[test]
+    fn int_or_string_takes_either_and_nothing_else() {
+        let s = object_of(serde_json::json!({
+            "q": {"type": "object", "additionalProperties": {"x-kubernetes-int-or-string": true}}
+        }));
+        assert!(refusals(&s, serde_json::json!({"q": {"cpu": 1, "memory": "1Gi"}})).is_empty());
+        assert_eq!(
+            refusals(&s, serde_json::json!({"q": {"cpu": true}})),
+            [
+                "q.cpu: Invalid value: \"boolean\": q.cpu in body must be of type \
+                 integer,string: \"boolean\""
+            ]
+        );
+    }
+
+    #[test]
+    fn an_embedded_resource_names_its_kind_and_may_carry_metadata() {
+        let s = object_of(serde_json::json!({
+            "template": {"type": "object", "x-kubernetes-embedded-resource": true,
+                         "properties": {"spec": {"type": "object", "properties": {}}}}
+        }));
+        let whole = serde_json::json!({"template": {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}
+        }});
+        assert!(refusals(&s, whole).is_empty());
+        assert_eq!(
+            refusals(
+                &s,
+                serde_json::json!({"template": {"kind": "", "spec": {"x": 1}}})
+            ),
+            [
+                "template.spec.x: unknown field \"template.spec.x\"",
+                "template.apiVersion: Required value: must not be empty",
+                "template.kind: Required value: must not be empty"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_generated_crd_uses_no_keyword_left_unchecked() {
+        use kube::CustomResourceExt as _;
+        let crd = crate::crd::Migration::crd();
+        for version in &crd.spec.versions {
+            let mut root = version
+                .schema
+                .as_ref()
+                .and_then(|s| s.open_api_v3_schema.clone())
+                .unwrap();
+            // The status is dropped on create (status subresource), so never validated here.
+            assert!(version.subresources.as_ref().unwrap().status.is_some());
+            root.properties.as_mut().unwrap().remove("status");
+            assert_eq!(
+                keywords_outside(&root),
+                Vec::<String>::new(),
+                "{}",
+                version.name
+            );
+        }
+    }
+
+    #[test]
+    fn the_keyword_guard_notices_a_keyword_left_unchecked() {
+        let s = object_of(serde_json::json!({
+            "l": {"type": "array", "uniqueItems": true, "items": {"type": "string",
+                  "format": "date-time"}}
+        }));
+        assert_eq!(keywords_outside(&s), ["l: uniqueItems", "l[*]: format"]);
+    }
+}
