@@ -1,6 +1,9 @@
 //! `datamigrate run` end to end on this machine: the real agent (from the Python environment
 //! that scripts/setup-agent builds, passed in as DATAMIGRATE_VENV), real dbt, real DuckDB.
 
+// Test code: a failed expectation is meant to panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -225,6 +228,43 @@ fn an_unreadable_script_fails_the_run_with_the_reason_in_status() {
         stalled["message"].as_str().unwrap().contains("extract"),
         "{stalled}"
     );
+}
+
+#[test]
+fn a_manifest_outside_the_crd_schema_is_refused_naming_the_field_before_any_step() {
+    // No agent needed: the refusal comes before the first step would start one.
+    let python = Path::new("/nonexistent/python");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let port = repo().join("examples/invalid/port-out-of-range.yaml");
+    let r = run(python, &port, &out);
+    assert_eq!(r.code, Some(2), "stderr:\n{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "spec.source.sqlServer.port: Invalid value: 70000: spec.source.sqlServer.port in \
+             body should be less than or equal to 65535"
+        ),
+        "{}",
+        r.stderr
+    );
+
+    // kubectl apply refuses an unknown field (strict field validation); so does a local run
+    let manifest = dir.path().join("migration.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: datamigrate.ai/v1alpha1\nkind: Migration\nmetadata: {name: m}\nspec:\n  \
+         source: {script: {configMapKeyRef: {name: s, key: a.sql}}}\n  \
+         target: {dialect: duckdb, projectName: p}\n  suspended: true\n",
+    )
+    .unwrap();
+    let r = run(python, &manifest, &out);
+    assert_eq!(r.code, Some(2), "stderr:\n{}", r.stderr);
+    assert!(
+        r.stderr.contains("spec.suspended: unknown field"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists(), "a refused Migration left {}", out.display());
 }
 
 /// The processes whose command line names `needle` (the run's own output folder).
