@@ -12,6 +12,7 @@ use std::fmt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
 };
+use regex_syntax::ast;
 use serde_json::Value;
 
 /// Fields every object at the root of a resource, or in an embedded resource, may carry
@@ -147,7 +148,7 @@ impl Walk {
     }
 
     fn pattern(&mut self, pattern: &str, text: &str, path: &str) {
-        match regex::Regex::new(pattern) {
+        match re2(pattern) {
             Ok(re) if re.is_match(text) => {}
             Ok(_) => self.push(
                 path,
@@ -343,6 +344,68 @@ impl Walk {
                 );
             }
         }
+    }
+}
+
+/// Compiles a schema `pattern` with the meaning the API server (Go's RE2) gives it. Rust's
+/// regex reads the same syntax, but its `\d`, `\s`, `\w` and `\b` are Unicode-aware where
+/// RE2's are ASCII, so those are spelt out as ASCII first.
+fn re2(pattern: &str) -> Result<regex::Regex, String> {
+    let ast = ast::parse::Parser::new()
+        .parse(pattern)
+        .map_err(|e| e.to_string())?;
+    let mut ascii = pattern.to_string();
+    let Ok(spans) = ast::visit(&ast, AsciiPerlClasses::default());
+    for (span, class) in spans.iter().rev() {
+        ascii.replace_range(span.start.offset..span.end.offset, class);
+    }
+    regex::Regex::new(&ascii).map_err(|e| e.to_string())
+}
+
+/// Where a pattern has a Perl class or a word boundary, and its ASCII spelling (a nested
+/// class, which Rust's regex also takes inside brackets).
+#[derive(Default)]
+struct AsciiPerlClasses(Vec<(ast::Span, &'static str)>);
+
+impl ast::Visitor for AsciiPerlClasses {
+    type Output = Vec<(ast::Span, &'static str)>;
+    type Err = std::convert::Infallible;
+
+    fn finish(self) -> Result<Self::Output, Self::Err> {
+        Ok(self.0)
+    }
+
+    fn visit_pre(&mut self, node: &ast::Ast) -> Result<(), Self::Err> {
+        match node {
+            ast::Ast::ClassPerl(class) => self.0.push((class.span, ascii_class(class))),
+            ast::Ast::Assertion(a) if a.kind == ast::AssertionKind::WordBoundary => {
+                self.0.push((a.span, r"(?-u:\b)"));
+            }
+            ast::Ast::Assertion(a) if a.kind == ast::AssertionKind::NotWordBoundary => {
+                self.0.push((a.span, r"(?-u:\B)"));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn visit_class_set_item_pre(&mut self, item: &ast::ClassSetItem) -> Result<(), Self::Err> {
+        if let ast::ClassSetItem::Perl(class) = item {
+            self.0.push((class.span, ascii_class(class)));
+        }
+        Ok(())
+    }
+}
+
+/// RE2's Perl classes: `\d` is `[0-9]`, `\s` is `[\t\n\f\r ]`, `\w` is `[0-9A-Za-z_]`.
+fn ascii_class(class: &ast::ClassPerl) -> &'static str {
+    match (&class.kind, class.negated) {
+        (ast::ClassPerlKind::Digit, false) => "[0-9]",
+        (ast::ClassPerlKind::Digit, true) => "[^0-9]",
+        (ast::ClassPerlKind::Space, false) => r"[\t\n\f\r ]",
+        (ast::ClassPerlKind::Space, true) => r"[^\t\n\f\r ]",
+        (ast::ClassPerlKind::Word, false) => "[0-9A-Za-z_]",
+        (ast::ClassPerlKind::Word, true) => "[^0-9A-Za-z_]",
     }
 }
 
@@ -752,5 +815,55 @@ mod tests {
                   "format": "date-time"}}
         }));
         assert_eq!(keywords_outside(&s), ["l: uniqueItems", "l[*]: format"]);
+    }
+
+    #[test]
+    fn pattern_classes_and_anchors_mean_what_they_mean_in_go() {
+        let s = object_of(serde_json::json!({
+            "image": {"type": "string", "pattern": r"^[^\s]+$"},
+            "digits": {"type": "string", "pattern": r"^\d+$"},
+            "word": {"type": "string", "pattern": r"\bx\b"},
+            "name": {"type": "string", "pattern": "^[a-z]+$"}
+        }));
+        // A no-break space is not white space to RE2, an accented letter is no word character
+        let ok =
+            serde_json::json!({"image": "a\u{a0}b", "digits": "42", "word": "éx", "name": "a"});
+        assert_eq!(refusals(&s, ok), Vec::<String>::new());
+        let paths = |doc| {
+            validate(&s, &doc)
+                .into_iter()
+                .map(|e| e.path)
+                .collect::<Vec<_>>()
+        };
+        // Arabic-Indic digits are no \d to RE2; $ does not match before a final newline
+        let bad = serde_json::json!({"image": "a\tb", "digits": "٤٢", "word": "x_", "name": "a\n"});
+        assert_eq!(paths(bad), ["digits", "image", "name", "word"]);
+    }
+
+    #[test]
+    fn every_pattern_of_the_crd_compiles() {
+        use kube::CustomResourceExt as _;
+        fn patterns(s: &JSONSchemaProps, found: &mut Vec<String>) {
+            found.extend(s.pattern.clone());
+            for prop in s.properties.iter().flat_map(|p| p.values()) {
+                patterns(prop, found);
+            }
+            if let Some(JSONSchemaPropsOrArray::Schema(each)) = &s.items {
+                patterns(each, found);
+            }
+        }
+        let crd = crate::crd::Migration::crd();
+        let mut found = Vec::new();
+        for version in &crd.spec.versions {
+            let root = version
+                .schema
+                .as_ref()
+                .and_then(|s| s.open_api_v3_schema.as_ref());
+            patterns(root.unwrap(), &mut found);
+        }
+        assert!(found.len() >= 10, "{found:?}");
+        for pattern in &found {
+            assert!(re2(pattern).is_ok(), "{pattern}: {:?}", re2(pattern).err());
+        }
     }
 }
