@@ -159,8 +159,8 @@ fn read_documents(path: &Path) -> Result<Vec<serde_json::Value>, LocalError> {
 /// Checks the Migration as the API server does at admission: against its version's OpenAPI
 /// schema (types, required and unknown fields, patterns, lengths, bounds, enums), then against
 /// the CEL rules (`x-kubernetes-validations`), so a local run refuses what `kubectl apply` would
-/// refuse, naming each field with the API server's wording. A status is dropped from `doc`, as
-/// the API server drops it on create.
+/// refuse, naming each field with the API server's wording. As the API server does on create,
+/// this drops from `doc` a status and the nulls of fields that are not nullable.
 fn validate_migration(path: &Path, doc: &mut Value) -> Result<(), LocalError> {
     let invalid = |message: String| LocalError::Manifest {
         path: path.to_path_buf(),
@@ -180,6 +180,7 @@ fn validate_migration(path: &Path, doc: &mut Value) -> Result<(), LocalError> {
     if let (Some(_), Some(fields)) = (status_subresource, doc.as_object_mut()) {
         fields.remove("status");
     }
+    schema::prune_nulls(schema, doc);
     let errors = refusals(schema, doc);
     if errors.is_empty() {
         return Ok(());
@@ -438,5 +439,148 @@ mod tests {
     fn an_api_version_the_crd_does_not_serve_is_refused() {
         let err = load_error(&MIGRATION.replace("v1alpha1", "v1"));
         assert!(err.contains("\"datamigrate.ai/v1\" is not served"), "{err}");
+    }
+
+    /// Sets `value` at `pointer` (`/spec/agent/model`) in `doc`, making the objects on the way.
+    fn set(doc: &mut Value, pointer: &str, value: Value) {
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        let mut at = doc;
+        for step in parent.split('/').skip(1) {
+            at = at
+                .as_object_mut()
+                .unwrap()
+                .entry(step)
+                .or_insert(serde_json::json!({}));
+        }
+        at.as_object_mut().unwrap().insert(key.to_string(), value);
+    }
+
+    #[test]
+    fn the_crd_schema_refuses_each_kind_of_out_of_bounds_field() {
+        use serde_json::json;
+        let long = "a".repeat(64);
+        let many = vec![json!("dbo.t"); 257];
+        let cases = [
+            (
+                "/spec/suspend",
+                json!("true"),
+                "spec.suspend in body must be of type boolean",
+            ),
+            (
+                "/spec/agent/maxRepairAttempts",
+                json!(21),
+                "spec.agent.maxRepairAttempts in body should be less than or equal to 20",
+            ),
+            (
+                "/spec/agent/stepTimeoutSeconds",
+                json!(10),
+                "spec.agent.stepTimeoutSeconds in body should be greater than or equal to 30",
+            ),
+            (
+                "/spec/target/projectName",
+                json!(long),
+                "spec.target.projectName: Too long: may not be more than 63 bytes",
+            ),
+            (
+                "/spec/target/materialization",
+                json!("incremental"),
+                "spec.target.materialization: Unsupported value: \"incremental\"",
+            ),
+            (
+                "/spec/source/script/configMapKeyRef/key",
+                json!(""),
+                "spec.source.script.configMapKeyRef.key in body should be at least 1 chars long",
+            ),
+            (
+                "/spec/podTemplate/resources/limits/cpu",
+                json!(true),
+                "spec.podTemplate.resources.limits.cpu in body must be of type integer,string",
+            ),
+            (
+                "/spec/podTemplate/nodeSelector/disk",
+                json!(1),
+                "spec.podTemplate.nodeSelector.disk in body must be of type string",
+            ),
+            (
+                "/spec/podTemplate/tolerations",
+                json!([{"key": "k", "tolerationSeconds": "60"}]),
+                "spec.podTemplate.tolerations[0].tolerationSeconds in body must be of type integer",
+            ),
+            (
+                concat!(
+                    "/spec/podTemplate/affinity/nodeAffinity/",
+                    "requiredDuringSchedulingIgnoredDuringExecution"
+                ),
+                json!({}),
+                "requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms: Required value",
+            ),
+            (
+                "/spec/podTemplate/securityContext/runAsUsr",
+                json!(1000),
+                "spec.podTemplate.securityContext.runAsUsr: unknown field",
+            ),
+            (
+                "/spec/podTemplate/securityContext/runAsUser",
+                json!(9_223_372_036_854_775_808_u64),
+                "spec.podTemplate.securityContext.runAsUser in body must be within the range of \
+                 int64",
+            ),
+            (
+                "/spec/podTemplate/imagePullSecrets",
+                json!([null]),
+                "spec.podTemplate.imagePullSecrets[0] in body must be of type object: \"null\"",
+            ),
+        ];
+        let base: Value = serde_yaml::from_str(MIGRATION).unwrap();
+        let mut failures = Vec::new();
+        for (pointer, value, expected) in cases {
+            let mut doc = base.clone();
+            set(&mut doc, pointer, value);
+            match validate_migration(Path::new("m.yaml"), &mut doc) {
+                Err(e) if e.to_string().contains(expected) => {}
+                other => failures.push(format!("{pointer}: expected {expected:?}, got {other:?}")),
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        // What the API server defaults or takes as it is
+        let fine = [
+            ("/spec/validation/engine", json!(null)),
+            ("/spec/agent", json!(null)),
+            (
+                "/spec/podTemplate/resources/limits",
+                json!({"cpu": "500m", "memory": 2}),
+            ),
+            ("/spec/podTemplate/nodeSelector/disk", json!("ssd")),
+            ("/spec/agent/maxRepairAttempts", json!(20.0)),
+        ];
+        for (pointer, value) in fine {
+            let mut doc = base.clone();
+            set(&mut doc, pointer, value);
+            let result = validate_migration(Path::new("m.yaml"), &mut doc);
+            assert!(result.is_ok(), "{pointer}: {result:?}");
+        }
+        let mut include = base.clone();
+        set(&mut include, "/spec/source/script", json!(null));
+        let server = json!({"host": "h", "database": "d", "credentialsSecretRef": {"name": "s"},
+            "include": many});
+        set(&mut include, "/spec/source/sqlServer", server);
+        let err = validate_migration(Path::new("m.yaml"), &mut include).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("spec.source.sqlServer.include: Too many: 257: must have at most 256"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_null_field_that_is_not_nullable_loads_as_absent_with_its_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            dir.path(),
+            "migration.yaml",
+            &format!("{MIGRATION}  agent: null\n"),
+        );
+        let m = Manifests::load(&file).unwrap();
+        assert_eq!(m.migration.spec.agent.max_repair_attempts, 3);
     }
 }

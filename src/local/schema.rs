@@ -44,6 +44,39 @@ pub fn validate(schema: &JSONSchemaProps, doc: &Value) -> Vec<FieldError> {
     walk.errors
 }
 
+/// Removes the nulls `schema` allows nowhere (fields not `nullable`), as the API server does
+/// before it applies defaults: such a field is then absent, and defaulted if it has a default.
+pub fn prune_nulls(schema: &JSONSchemaProps, doc: &mut Value) {
+    match doc {
+        Value::Object(fields) => {
+            fields.retain(|key, value| {
+                let Some(field) = field_schema(schema, key) else {
+                    return true;
+                };
+                prune_nulls(field, value);
+                !value.is_null() || field.nullable == Some(true)
+            });
+        }
+        Value::Array(items) => {
+            if let Some(JSONSchemaPropsOrArray::Schema(each)) = &schema.items {
+                items.iter_mut().for_each(|item| prune_nulls(each, item));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The schema of an object's field: its declared property, else `additionalProperties`.
+fn field_schema<'a>(schema: &'a JSONSchemaProps, key: &str) -> Option<&'a JSONSchemaProps> {
+    if let Some(prop) = schema.properties.as_ref().and_then(|p| p.get(key)) {
+        return Some(prop);
+    }
+    match &schema.additional_properties {
+        Some(JSONSchemaPropsOrBool::Schema(each)) => Some(each),
+        _ => None,
+    }
+}
+
 #[derive(Default)]
 struct Walk {
     errors: Vec<FieldError>,
@@ -865,5 +898,25 @@ mod tests {
         for pattern in &found {
             assert!(re2(pattern).is_ok(), "{pattern}: {:?}", re2(pattern).err());
         }
+    }
+
+    #[test]
+    fn pruning_drops_the_nulls_the_schema_allows_nowhere_and_keeps_the_rest() {
+        let s = object_of(serde_json::json!({
+            "a": {"type": "object", "default": {}, "properties": {}},
+            "n": {"type": "string", "nullable": true},
+            "m": {"type": "object", "additionalProperties": {"type": "string"}},
+            "l": {"type": "array", "items": {"type": "object", "properties": {
+                "x": {"type": "string"}
+            }}}
+        }));
+        let mut doc = serde_json::json!({
+            "a": null, "n": null, "m": {"k": null}, "l": [{"x": null}, null], "other": null
+        });
+        prune_nulls(&s, &mut doc);
+        assert_eq!(
+            doc,
+            serde_json::json!({"n": null, "m": {}, "l": [{}, null], "other": null})
+        );
     }
 }
