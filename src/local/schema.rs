@@ -6,7 +6,6 @@
 //! It covers the keywords that kube and schemars generate for a structural schema; a test fails
 //! when the CRD starts to use another one, which would otherwise pass here unchecked.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
@@ -201,40 +200,36 @@ impl Walk {
         let Some(n) = v.as_f64() else {
             return;
         };
-        let value = shown(v);
-        if let Some(max) = s.maximum {
-            let exclusive = s.exclusive_maximum == Some(true);
-            if n > max || (exclusive && n == max) {
-                let than = if exclusive {
-                    "than"
-                } else {
-                    "than or equal to"
-                };
-                self.push(
-                    path,
-                    format!("Invalid value: {value}: {path} in body should be less {than} {max}"),
-                    false,
-                );
-            }
+        let exclusive_max = s.exclusive_maximum == Some(true);
+        if let Some(max) = s
+            .maximum
+            .filter(|max| n > *max || (exclusive_max && n == *max))
+        {
+            self.out_of_bounds(v, path, "less", exclusive_max, max);
         }
-        if let Some(min) = s.minimum {
-            let exclusive = s.exclusive_minimum == Some(true);
-            if n < min || (exclusive && n == min) {
-                let than = if exclusive {
-                    "than"
-                } else {
-                    "than or equal to"
-                };
-                self.push(
-                    path,
-                    format!(
-                        "Invalid value: {value}: {path} in body should be greater {than} {min}"
-                    ),
-                    false,
-                );
-            }
+        let exclusive_min = s.exclusive_minimum == Some(true);
+        if let Some(min) = s
+            .minimum
+            .filter(|min| n < *min || (exclusive_min && n == *min))
+        {
+            self.out_of_bounds(v, path, "greater", exclusive_min, min);
         }
         self.integer_format(s, v, path);
+    }
+
+    /// `side`: `less` past a maximum, `greater` under a minimum.
+    fn out_of_bounds(&mut self, v: &Value, path: &str, side: &str, exclusive: bool, bound: f64) {
+        let than = if exclusive {
+            "than"
+        } else {
+            "than or equal to"
+        };
+        let value = shown(v);
+        self.push(
+            path,
+            format!("Invalid value: {value}: {path} in body should be {side} {than} {bound}"),
+            false,
+        );
     }
 
     /// `format: int32` and `int64` bound an integer to what the type holds.
@@ -312,27 +307,19 @@ impl Walk {
         } else {
             implicit
         };
-        let empty = BTreeMap::new();
-        let properties = s.properties.as_ref().unwrap_or(&empty);
         for (key, value) in fields {
             let field_path = child(path, key);
-            if let Some(prop) = properties.get(key) {
+            match field_schema(s, key) {
                 // A null where the schema allows none is pruned (or defaulted), not refused.
-                if !value.is_null() || prop.nullable == Some(true) {
-                    self.value(prop, value, &field_path, &[]);
-                }
-                continue;
-            }
-            match &s.additional_properties {
-                Some(JSONSchemaPropsOrBool::Schema(each)) => {
-                    if !value.is_null() || each.nullable == Some(true) {
-                        self.value(each, value, &field_path, &[]);
-                    }
-                }
-                Some(JSONSchemaPropsOrBool::Bool(true)) => {}
-                _ if implicit.contains(&key.as_str()) => {}
-                _ if s.x_kubernetes_preserve_unknown_fields == Some(true) => {}
-                _ => self.push(&field_path, format!("unknown field {field_path:?}"), false),
+                Some(field) if value.is_null() && field.nullable != Some(true) => {}
+                Some(field) => self.value(field, value, &field_path, &[]),
+                None if implicit.contains(&key.as_str()) => {}
+                None if s.x_kubernetes_preserve_unknown_fields == Some(true) => {}
+                None if matches!(
+                    s.additional_properties,
+                    Some(JSONSchemaPropsOrBool::Bool(true))
+                ) => {}
+                None => self.push(&field_path, format!("unknown field {field_path:?}"), false),
             }
         }
         self.required(s, fields, path);
