@@ -369,10 +369,15 @@ mod tests {
                 }
             }
         }
-        loaded.sort();
-        let expected = ["gitops/app", "minimal", "northwind", "pubs"]
-            .map(|d| Path::new(d).join("migration.yaml"));
-        assert_eq!(loaded, expected);
+        // The walk found the known ones (and loads any added later)
+        for known in ["gitops/app", "minimal", "northwind", "pubs"] {
+            let known = Path::new(known).join("migration.yaml");
+            assert!(
+                loaded.contains(&known),
+                "{} not found in {loaded:?}",
+                known.display()
+            );
+        }
     }
 
     fn load_error(text: &str) -> String {
