@@ -3,6 +3,9 @@
 //! Runs `helm template` from `DATAMIGRATE_BIN_DIR`; without it the test fails under CI=true and
 //! is skipped otherwise.
 
+// Test code: a failed expectation is meant to panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -2,6 +2,9 @@
 //! killed and restarted during the migrate step, the agent's process killed once, and a source
 //! script that does not parse, fixed and retried through the reconcile-request annotation.
 
+// Test code: a failed expectation is meant to panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod e2e_support;
 mod support;
 

@@ -3,6 +3,9 @@
 //! mapped to this build's `datamigrate` binary) with the chart's ServiceAccount token, so the
 //! operator works with exactly the chart's RBAC, and it drives a Migration to Ready.
 
+// Test code: a failed expectation is meant to panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod e2e_support;
 mod support;
 

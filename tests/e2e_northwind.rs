@@ -4,6 +4,9 @@
 //! fresh clone of the branch. The watch output, `kubectl describe` and the apply-to-Ready time
 //! are left in `target/e2e-figures/` (docs/e2e-figures.md quotes them).
 
+// Test code: a failed expectation is meant to panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod e2e_support;
 mod support;
 

@@ -133,8 +133,7 @@ pub fn map_image(repository: &str, bin_dir: &Path) {
     let current = text
         .lines()
         .map(str::trim)
-        .filter(|l| l.starts_with(&prefix))
-        .last();
+        .rfind(|l| l.starts_with(&prefix));
     if current == Some(line.as_str()) {
         return;
     }
