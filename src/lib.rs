@@ -220,7 +220,11 @@ pub fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }
-    let room = if max > MARK.len() { max - MARK.len() } else { max };
+    let room = if max > MARK.len() {
+        max - MARK.len()
+    } else {
+        max
+    };
     let mut end = room;
     while !text.is_char_boundary(end) {
         end -= 1;

@@ -99,9 +99,7 @@ def test_only_folders_whose_owner_is_provably_gone_are_removed(shm: Path) -> Non
     )
 
 
-def test_a_folder_of_another_user_is_left_alone(
-    shm: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_folder_of_another_user_is_left_alone(shm: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     owner = _engine._owner_tag()
     assert owner is not None
     namespace, _, start = owner.split("-")
