@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import subprocess
+import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -12,6 +16,9 @@ import pytest
 from datamigrate_agent.__main__ import main
 from datamigrate_agent.errors import EXIT_OK, EXIT_PERMANENT
 
+#: argparse's exit status for a bad command line.
+EXIT_USAGE = 2
+
 SCRIPT = "-- Café\r\nSELECT N'Crème brûlée' AS d\r\n"
 
 
@@ -19,6 +26,45 @@ def _translate(path: Path, target: str, capsys: pytest.CaptureFixture[str]) -> t
     status = main(["translate", "--to", target, str(path)])
     captured = capsys.readouterr()
     return status, captured.out, captured.err
+
+
+def _translate_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """The agent's translate as its own process, as the `datamigrate translate` wrapper runs it."""
+    command = [sys.executable, "-m", "datamigrate_agent", "translate", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_an_unknown_target_prints_usage_naming_the_command_the_user_typed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "in.sql"
+    path.write_text("SELECT 1 AS a\n", encoding="utf-8")
+    done = _translate_process("--to", "oracle", str(path))
+    assert (done.returncode, done.stdout) == (EXIT_USAGE, "")
+    usage, error = done.stderr.splitlines()
+    assert usage == "usage: datamigrate translate [-h] [--from {tsql}] --to TARGET FILE"
+    assert error == (
+        "datamigrate translate: error: argument --to: unknown target 'oracle'; valid targets: "
+        "bigquery, databricks, duckdb, postgres, redshift, snowflake"
+    )
+
+
+UNREADABLE: list[tuple[str, Callable[[Path], object], str]] = [
+    ("missing.sql", lambda path: None, os.strerror(errno.ENOENT)),
+    ("a-folder.sql", Path.mkdir, os.strerror(errno.EISDIR)),
+    ("broken.sql.gz", lambda path: path.write_bytes(b"not gzip"), "Not a gzipped file (b'no')"),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "reason"), UNREADABLE, ids=["missing", "folder", "gzip"])
+def test_an_unreadable_file_is_one_plain_line_naming_it_and_the_reason_with_status_65(
+    tmp_path: Path, name: str, make: Callable[[Path], object], reason: str
+) -> None:
+    path = tmp_path / name
+    make(path)
+    done = _translate_process("--to", "duckdb", str(path))
+    assert (done.returncode, done.stdout) == (EXIT_PERMANENT, "")
+    assert done.stderr == f"datamigrate translate: cannot read {path}: {reason}\n"
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "cp1252"])
@@ -52,8 +98,11 @@ def test_a_binary_file_is_refused_as_unreadable_input(
     path = tmp_path / "in.sql"
     path.write_bytes(b"\x00\x01\x02\xff\xfe\x00garbage")
     status, out, err = _translate(path, "duckdb", capsys)
-    assert (status, out) == (EXIT_PERMANENT, "")
-    assert "SourceUnreadable" in err and "is not text" in err
+    assert (status, out, err) == (
+        EXIT_PERMANENT,
+        "",
+        f"datamigrate translate: script {path} is not text\n",
+    )
 
 
 def test_log_lines_go_to_stderr_so_stdout_is_only_sql(

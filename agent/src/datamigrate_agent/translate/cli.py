@@ -12,7 +12,9 @@ number and reason; the others are still printed, and the exit status
 is then 65 (permanent: the input must change). ``FILE`` may be
 ``-`` for stdin; a name ending in ``.gz`` (or gzip data) is gunzipped. The script is decoded
 as the extract step decodes one: UTF-8 with or without BOM, UTF-16 with BOM (as SSMS saves),
-else Windows-1252.
+else Windows-1252. A file that cannot be read (missing, a folder, not text, broken gzip) is
+one plain line on stderr naming it and the reason, and exit status 65; a bad option is the
+usage and exit status 2, as argparse does.
 """
 
 from __future__ import annotations
@@ -21,19 +23,25 @@ import argparse
 import logging
 import sys
 
-from datamigrate_agent.errors import EXIT_OK, EXIT_PERMANENT
+from datamigrate_agent.errors import EXIT_OK, EXIT_PERMANENT, PermanentError
 from datamigrate_agent.extract.script import decode_script, read_script_bytes
 from datamigrate_agent.translate.engine import translate_script
 from datamigrate_agent.translate.targets import TARGETS, get_target
 
-__all__ = ["LOG_TO_STDERR", "add_arguments", "run"]
+__all__ = ["LOG_TO_STDERR", "PROG", "add_arguments", "run"]
 
 #: stdout carries only the SQL; warnings and the failure line go to stderr.
 LOG_TO_STDERR = True
 
+#: The command a user types: usage and error lines name it, not the agent's module.
+PROG = "datamigrate translate"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Declare ``--from``, ``--to`` and ``FILE``."""
+    """Declare ``--from``, ``--to`` and ``FILE``; usage and errors name ``PROG``."""
+    # Users reach this parser through the `datamigrate translate` wrapper, which passes its
+    # arguments on unchecked, so argparse's messages are the ones they read.
+    parser.prog = PROG
     parser.add_argument(
         "--from", dest="source", default="tsql", choices=["tsql"], help="source dialect (only tsql)"
     )
@@ -45,7 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="TARGET",
         help=f"target dialect, one of: {', '.join(sorted(TARGETS))}",
     )
-    parser.add_argument("file", help="T-SQL script (.sql or .sql.gz), or - for stdin")
+    parser.add_argument(
+        "file", metavar="FILE", help="T-SQL script (.sql or .sql.gz), or - for stdin"
+    )
 
 
 def _target(name: str) -> str:
@@ -58,19 +68,38 @@ def _target(name: str) -> str:
 
 
 def _read(name: str) -> str:
-    """The script's text, decoded as extract decodes a script (UTF-8, UTF-16 BOM, cp1252)."""
+    """The script's text, decoded as extract decodes a script (UTF-8, UTF-16 BOM, cp1252).
+
+    Raises:
+        PermanentError: the file cannot be read, or is not text.
+    """
     if name == "-":
         return decode_script(sys.stdin.buffer.read(), "<stdin>")
     return decode_script(read_script_bytes(name), name)
 
 
+def _unreadable(name: str, error: PermanentError) -> str:
+    """One line for a user: the file and the OS's reason, without Python's decorations."""
+    cause = error.__cause__
+    if isinstance(cause, OSError) and cause.strerror:
+        return f"{PROG}: cannot read {name}: {cause.strerror}"
+    if cause is not None:
+        return f"{PROG}: cannot read {name}: {cause}"
+    return f"{PROG}: {error}"
+
+
 def run(args: argparse.Namespace) -> int:
-    """Translate ``args.file`` and print it; return 0, or 65 when a statement failed."""
+    """Translate ``args.file`` and print it; return 0, or 65 on bad input."""
     # sqlglot warns on stderr for every statement it reads as a Command; the report below
     # already says which statements failed.
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
     get_target(args.target)
-    results = translate_script(_read(args.file), args.target)
+    try:
+        text = _read(args.file)
+    except PermanentError as e:
+        sys.stderr.write(_unreadable(args.file, e) + "\n")
+        return EXIT_PERMANENT
+    results = translate_script(text, args.target)
     failed = 0
     for result in results:
         for statement in result.statements:
