@@ -316,3 +316,40 @@ def test_the_tests_postgres_refuses_merge_by_source_as_the_reason_says() -> None
                            "WHEN NOT MATCHED BY SOURCE THEN DELETE")  # fmt: skip
     finally:
         connection.close()
+
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def _between(text: str, start: str, end: str) -> str:
+    head = text.index(start) + len(start)
+    return text[head : text.index(end, head)]
+
+
+def test_the_readme_translate_example_prints_what_the_readme_shows_with_sql_servers_result(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = README.read_text(encoding="utf-8")
+    script = _between(readme, "cat > /tmp/q.sql <<'SQL'\n", "\nSQL\n")
+    shown = _between(readme, "prints (real output):\n\n```\n", "```")
+    path = tmp_path / "q.sql"
+    path.write_text(script, encoding="utf-8")
+    status, out, err = _translate(path, "duckdb", capsys)
+    assert (status, out, err) == (EXIT_OK, shown, "")
+    con = duckdb.connect()
+    create, select = out.split(";\n")[:-1]
+    con.execute(create)
+    rows = [
+        ("Ann", "Oslo", 7, 9),
+        ("Bob", None, 9, 8),
+        ("Cy", "Rome", 10, 8),
+        ("Di", "Bonn", 3, 8),
+        ("Ed", "Lima", 5, 1),
+    ]
+    con.executemany("INSERT INTO T VALUES (?, ?, ?, ?)", rows)
+    # SQL Server: the top 3 by Score and the rows tied with the third (in any order among
+    # themselves), NULL from + with a NULL, and integer division.
+    result = con.execute(select).fetchall()
+    assert result[0] == ("Ann Oslo", 1)
+    assert set(result[1:]) == {(None, 2), ("Cy Rome", 2), ("Di Bonn", 0)}
+    assert len(result) == 4
