@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{self, Action, Controller};
@@ -259,7 +260,7 @@ async fn log_result<E: std::error::Error + 'static>(
 ) {
     match result {
         Ok((obj, action)) => debug!(object = %obj, ?action, "Reconciled"),
-        Err(e) => debug!(error = &e as &dyn std::error::Error, "Reconcile failed"),
+        Err(e) => debug!(error = %crate::error_chain(&e), "Reconcile failed"),
     }
 }
 
@@ -433,7 +434,9 @@ async fn apply_service_account(mig: &Migration, ctx: &Context) -> Result<()> {
 }
 
 /// Creates or updates the workspace PVC, the progress ConfigMap and the agent's Role and
-/// RoleBinding, in one round trip. A pod created before them waits for its volume, and the
+/// RoleBinding, the RoleBinding after its Role: without `bind` on Roles, the API server resolves
+/// the Role to check the binding grants nothing the operator lacks, and refuses a binding to a
+/// Role it cannot find (NotFound). A pod created before them waits for its volume, and the
 /// agent reaches the API seconds later, so they may go out with the Job.
 #[instrument(skip_all)]
 async fn ensure_workspace_and_rbac(mig: &Migration, ctx: &Context) -> Result<()> {
@@ -447,10 +450,35 @@ async fn ensure_workspace_and_rbac(mig: &Migration, ctx: &Context) -> Result<()>
     futures::try_join!(
         create_if_missing(client, ns, &pvc, "PersistentVolumeClaim"),
         apply(client, ns, &cm, "ConfigMap"),
-        apply(client, ns, &role, "Role"),
-        apply(client, ns, &binding, "RoleBinding"),
+        async {
+            apply(client, ns, &role, "Role").await?;
+            apply_binding(client, ns, &binding).await
+        },
     )?;
     Ok(())
+}
+
+/// Applies the agent's RoleBinding. The API server checks a new binding against its Role as its
+/// RBAC cache has it, which may trail the Role just written by milliseconds: a NotFound is
+/// tried again a few times, within half a second, before it fails the reconcile.
+async fn apply_binding(client: &Client, ns: &str, binding: &RoleBinding) -> Result<()> {
+    let mut delay = Duration::from_millis(25);
+    loop {
+        match apply(client, ns, binding, "RoleBinding").await {
+            Err(Error::ApplyOwned {
+                source: kube::Error::Api(s),
+                ..
+            }) if s.code == 404 && delay < Duration::from_millis(400) => {
+                debug!(
+                    retry_in_ms = delay.as_millis(),
+                    "RoleBinding refused: Role not seen yet"
+                );
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Creates `obj` unless it exists (a PVC's spec is immutable, so it is never re-applied).
@@ -808,7 +836,7 @@ async fn publish_event(mig: &Migration, ctx: &Context, event: &Event) {
     let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
     if let Err(e) = recorder.publish(event, &mig.object_ref(&())).await {
         warn!(
-            error = &e as &dyn std::error::Error,
+            error = %crate::error_chain(&e),
             "Failed to publish event"
         );
     }
@@ -837,11 +865,11 @@ async fn report_permanent(mig: &Migration, ctx: &Context, err: &Error) {
     next.message = Some(crate::truncate(&message, 512));
     if let Err(e) = patch_status(mig, ctx, &next).await {
         warn!(
-            error = &e as &dyn std::error::Error,
+            error = %crate::error_chain(&e),
             "Failed to report a permanent error"
         );
     }
-    warn!(error = err as &dyn std::error::Error, "Migration stalled");
+    warn!(error = %crate::error_chain(err), "Migration stalled");
     publish(
         mig,
         ctx,
@@ -888,7 +916,7 @@ pub fn error_policy(mig: Arc<Migration>, err: &Error, ctx: Arc<Context>) -> Acti
         delay = delay.min(MISSING_INPUT_RECHECK);
     }
     warn!(
-        error = err as &dyn std::error::Error,
+        error = %crate::error_chain(err),
         reason = err.reason(),
         failures,
         retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),

@@ -196,20 +196,40 @@ impl Error {
     /// The error and its causes on one line, at most `max` bytes (Events take 1 KiB).
     #[must_use]
     pub fn chain(&self, max: usize) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        truncate(&text, max)
+        truncate(&error_chain(self), max)
     }
 }
 
 /// An API answer that repeating the same request cannot change (422 Invalid, 400 BadRequest).
 fn is_invalid_request(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 422 || s.code == 400)
+}
+
+/// `error` and its causes on one line. An API server refusal ends the line with its message,
+/// code and reason (kube's own text of it repeats the message inside a debug dump).
+#[must_use]
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    if let Some(api) = api_status(error) {
+        return api;
+    }
+    while let Some(e) = source {
+        if let Some(api) = api_status(e) {
+            text.push_str(&format!(": {api}"));
+            break;
+        }
+        text.push_str(&format!(": {e}"));
+        source = e.source();
+    }
+    text
+}
+
+fn api_status(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    match error.downcast_ref::<kube::Error>()? {
+        kube::Error::Api(s) => Some(format!("{} ({} {})", s.message, s.code, s.reason)),
+        _ => None,
+    }
 }
 
 /// `text` cut to at most `max` bytes on a character boundary, ending in `…` when cut (so a
@@ -241,6 +261,20 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_api_refusal_ends_the_chain_with_its_message_code_and_reason() {
+        let status = kube::core::Status::failure("roles \"x\" not found", "NotFound");
+        let e = Error::ApplyOwned {
+            kind: "RoleBinding",
+            name: "x-agent".into(),
+            source: kube::Error::Api(status.with_code(404).boxed()),
+        };
+        let want = "failed to apply RoleBinding x-agent: roles \"x\" not found (404 NotFound)";
+        assert_eq!(error_chain(&e), want);
+        assert_eq!(e.chain(1024), want);
+        assert_eq!(e.chain(20), "failed to apply R…");
+    }
 
     #[test]
     fn missing_secret_is_transient_and_invalid_spec_permanent() {

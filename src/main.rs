@@ -113,7 +113,7 @@ fn main() -> ExitCode {
             match runtime.block_on(run_controller(args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    error!(error = &e as &dyn std::error::Error, "Controller stopped");
+                    error!(error = %datamigrate::error_chain(&e), "Controller stopped");
                     ExitCode::FAILURE
                 }
             }
@@ -143,7 +143,7 @@ fn run_local(args: datamigrate::local::RunArgs) -> ExitCode {
         Some(Ok(true)) => ExitCode::SUCCESS,
         Some(Ok(false)) => ExitCode::from(1),
         Some(Err(e)) => {
-            eprintln!("error: {}", datamigrate::local::error_chain(&e));
+            eprintln!("error: {}", datamigrate::error_chain(&e));
             ExitCode::from(2)
         }
         None => {

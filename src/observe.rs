@@ -146,7 +146,7 @@ fn parse<T: serde::de::DeserializeOwned>(data: &BTreeMap<String, String>, key: &
         Err(e) => {
             debug!(
                 key,
-                error = &e as &dyn std::error::Error,
+                error = %crate::error_chain(&e),
                 "Ignored an unreadable report"
             );
             None

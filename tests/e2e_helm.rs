@@ -172,6 +172,17 @@ async fn the_helm_installed_operator_runs_under_the_pod_runner_and_completes_a_m
     let objects = status.objects.expect("objects summary");
     assert_eq!((objects.verified, objects.failed), (2, 0), "{objects:?}");
     assert_events_come_from(app.name(), &pod_name);
+    // Under the chart's RBAC every owned object was written at the first try (a RoleBinding
+    // sent before its Role is refused when the operator may not `bind`)
+    let log = support::pod_log(op.name(), &pod_name, "controller");
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Reconcile failed"))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "reconciles failed under the chart's RBAC: {failed:#?}"
+    );
     let jobs = e2e_support::jobs(&env.client, app.name(), "minimal").await;
     let images: Vec<String> = jobs
         .iter()

@@ -120,18 +120,6 @@ pub fn translate(args: &TranslateArgs) -> std::process::ExitCode {
     }
 }
 
-/// `error` and its causes on one line.
-#[must_use]
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(&format!(": {e}"));
-        source = e.source();
-    }
-    text
-}
-
 /// Runs the Migration of `args.file`; returns whether every step succeeded.
 pub async fn run(args: RunArgs) -> Result<bool, LocalError> {
     let manifests = Manifests::load(&args.file)?;
