@@ -497,7 +497,26 @@ where
             info!(kind, name = %obj.name_any(), "Created owned object");
             Ok(())
         }
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            // A claim of an earlier Migration of this name is about to go, data and all
+            let existing =
+                api.get_opt(&obj.name_any())
+                    .await
+                    .map_err(|source| Error::ApplyOwned {
+                        kind,
+                        name: obj.name_any(),
+                        source,
+                    })?;
+            match existing {
+                Some(e) if e.meta().deletion_timestamp.is_some() || !same_owner(&e, obj) => {
+                    Err(Error::ForeignObject {
+                        kind,
+                        name: obj.name_any(),
+                    })
+                }
+                _ => Ok(()),
+            }
+        }
         Err(source) => Err(Error::ApplyOwned {
             kind,
             name: obj.name_any(),
@@ -674,11 +693,32 @@ async fn create_job(
                 what: "jobs",
                 source,
             })?;
+            if let Some(job) = existing.as_ref().filter(|j| !owned_by(*j, mig)) {
+                return Err(Error::ForeignObject {
+                    kind: "Job",
+                    name: job.name_any(),
+                });
+            }
             let seen = existing.as_ref().and_then(JobObservation::from_job);
             Ok((seen.unwrap_or(created), None))
         }
         Err(source) => Err(Error::CreateJob { name, source }),
     }
+}
+
+/// Whether `existing` has the owner `desired` is built with.
+fn same_owner<K: Resource>(existing: &K, desired: &K) -> bool {
+    let uids =
+        |o: &K| -> Vec<String> { o.owner_references().iter().map(|r| r.uid.clone()).collect() };
+    uids(desired).iter().all(|u| uids(existing).contains(u))
+}
+
+/// Whether `obj` names `mig` (this very object, by uid) among its owners.
+fn owned_by<K: Resource>(obj: &K, mig: &Migration) -> bool {
+    let uid = mig.uid();
+    obj.owner_references()
+        .iter()
+        .any(|o| Some(&o.uid) == uid.as_ref())
 }
 
 /// The step's Job as the related object: each Event names the Job it is about.
@@ -911,8 +951,12 @@ pub fn error_policy(mig: Arc<Migration>, err: &Error, ctx: Arc<Context>) -> Acti
     }
     let failures = ctx.bump_failures(&object_key(&mig));
     let mut delay = backoff.delay(failures, rand::rng().random_range(0.8..1.2));
-    if matches!(err, Error::MissingInput { .. }) {
-        // Referenced Secrets and ConfigMaps are not watched: look again soon, not in minutes
+    if matches!(
+        err,
+        Error::MissingInput { .. } | Error::ForeignObject { .. }
+    ) {
+        // Referenced Secrets and ConfigMaps, and claims, are not watched: look again soon, not
+        // in minutes
         delay = delay.min(MISSING_INPUT_RECHECK);
     }
     warn!(

@@ -61,6 +61,15 @@ pub enum Error {
         /// What is missing, by name.
         message: String,
     },
+    /// An object this Migration would own already exists and belongs to another Migration: an
+    /// earlier one of the same name, whose objects the garbage collector has yet to delete.
+    #[error("{kind} {name} belongs to an earlier Migration of this name; waiting for its deletion")]
+    ForeignObject {
+        /// Its kind.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
     /// Reading a referenced Secret failed.
     #[error("failed to get secret {name}")]
     GetSecret {
@@ -165,6 +174,7 @@ impl Error {
             Self::ReadConfig { .. } => "ReadConfig",
             Self::MissingInput { reason, .. } => reason,
             Self::GetSecret { .. } => "GetSecret",
+            Self::ForeignObject { .. } => "ForeignObject",
             Self::ApplyOwned { .. } => "ApplyOwned",
             Self::ListJobs { .. } => "ListJobs",
             Self::CreateJob { .. } => "CreateJob",

@@ -336,3 +336,76 @@ async fn deleting_a_migration_removes_its_jobs_workspace_and_rbac() {
     );
     let _ = MigrationPhase::Succeeded;
 }
+
+#[tokio::test]
+async fn a_migration_recreated_under_the_same_name_runs_afresh_and_adopts_nothing_old() {
+    let Some(client) = support::client().await else {
+        return;
+    };
+    let _serial = operator_common::AGENT_RUNS.lock().await;
+    operator_common::install_crd(&client).await;
+    operator_common::register_agent_image();
+    let ns = support::namespace(&client, "op-again").await;
+    let n = ns.name();
+    let _op = Operator::start(n, &[]);
+    create_minimal_script(&client, n).await;
+    let first = create_migration(&client, n, migration("again", AGENT_IMAGE, json!({}))).await;
+    wait_for(&client, n, "again", "Succeeded", RUN_TIMEOUT, |m| {
+        phase(m) == "Succeeded"
+    })
+    .await;
+    let migs: Api<Migration> = Api::namespaced(client.clone(), n);
+    migs.delete("again", &DeleteParams::background())
+        .await
+        .expect("delete migration");
+    support::wait_until("the Migration to go", Duration::from_secs(30), || async {
+        migs.get_opt("again").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    // At once, while the garbage collector has yet to delete the first one's Jobs and claim
+    let second = create_migration(&client, n, migration("again", AGENT_IMAGE, json!({}))).await;
+    let done = wait_for(&client, n, "again", "Succeeded again", RUN_TIMEOUT, |m| {
+        phase(m) == "Succeeded"
+    })
+    .await;
+    let (old, new) = (first.metadata.uid.unwrap(), second.metadata.uid.unwrap());
+    assert_eq!(done.metadata.uid.as_ref(), Some(&new));
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), n);
+    for step in done.status.unwrap().steps {
+        let name = step.job_name.expect("each step ran");
+        let owners: Vec<String> = jobs
+            .get(&name)
+            .await
+            .unwrap()
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| o.uid)
+            .collect();
+        assert_eq!(
+            owners,
+            [new.clone()],
+            "{name} is the second Migration's own"
+        );
+    }
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), n);
+    let claim = pvcs.get("again-workspace").await.unwrap();
+    let owners: Vec<String> = claim
+        .metadata
+        .owner_references
+        .unwrap_or_default()
+        .into_iter()
+        .map(|o| o.uid)
+        .collect();
+    assert!(
+        owners.contains(&new) && !owners.contains(&old),
+        "{owners:?}"
+    );
+    let created = operator_common::events(&client, n)
+        .await
+        .into_iter()
+        .filter(|(_, _, note)| note.starts_with("Created Job again-extract-1 "))
+        .count();
+    assert_eq!(created, 2, "one Created Job Event per Migration");
+}
