@@ -36,12 +36,7 @@ impl Ui {
         let name = step.as_str();
         let bar = self.bars.as_ref().map(|m| {
             let bar = m.add(ProgressBar::new(0));
-            let style = ProgressStyle::with_template(
-                "{prefix:>8} [{bar:30}] {pos}/{len} {elapsed:>4} {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-            bar.set_style(style);
+            bar.set_style(style(false));
             bar.set_prefix(name);
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
@@ -64,6 +59,18 @@ impl Ui {
     }
 }
 
+/// A spinner while the step's total is unknown (a bar would read `0/0`), then a bar.
+fn style(counted: bool) -> ProgressStyle {
+    let template = if counted {
+        "{prefix:>8} [{bar:30}] {pos}/{len} {elapsed:>4} {msg}"
+    } else {
+        "{prefix:>8} {spinner} {elapsed:>4} {msg}"
+    };
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
 /// `Phase N/M object`, leaving out the counts while the total is unknown and whatever is empty.
 fn plain_line(phase: &str, p: &ProgressReport, current: &str) -> String {
     let counts = (p.total > 0).then(|| format!("{}/{}", p.completed, p.total));
@@ -82,6 +89,9 @@ impl StepBar {
         let phase = p.phase.clone().unwrap_or_default();
         let current = p.current.clone().unwrap_or_default();
         if let Some(bar) = &self.bar {
+            if p.total > 0 && bar.length().unwrap_or(0) == 0 {
+                bar.set_style(style(true));
+            }
             bar.set_length(u64::try_from(p.total).unwrap_or(0));
             bar.set_position(u64::try_from(p.completed + p.failed + p.skipped).unwrap_or(0));
             bar.set_message(format!("{phase} {current}"));
