@@ -233,11 +233,10 @@ fn controller_for(ctx: &Context, namespace: Option<&str>) -> Controller<Migratio
     let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
     // `owns` watches metadata only (kube 5 uses a metadata watcher), so Job specs and progress
     // payloads are never cached.
-    // Step pods are watched, not cached: only the blocked ones are kept (see `pods`)
-    let pod_triggers = pods::triggers(
-        watcher(pods, managed.clone().any_semantic()),
-        ctx.blockers.clone(),
-    );
+    // Step pods are watched, not cached: only the blocked ones are kept (see `pods`). Their
+    // first list is paged from etcd: a list from the watch cache (`resourceVersion=0`) comes
+    // whole, every pod at once.
+    let pod_triggers = pods::triggers(watcher(pods, managed.clone()), ctx.blockers.clone());
     Controller::for_stream(triggers, reader)
         .owns(jobs, managed.clone())
         .owns(cms, managed)
