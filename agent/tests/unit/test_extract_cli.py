@@ -104,3 +104,15 @@ def test_missing_or_corrupt_script_is_a_permanent_error(tmp_path: Path) -> None:
     broken.write_bytes(b"not gzip at all")
     with pytest.raises(PermanentError, match="cannot read script"):
         _run("--workspace", str(tmp_path), "--script", str(broken))
+
+
+def test_a_script_with_a_nul_is_refused_with_its_line_and_writes_no_metadata(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "x.sql"
+    script.write_bytes(b"CREATE TABLE t (a int)\nGO\nINSERT t VALUES (1)\nSELECT 1 AS a\x00b\n")
+    workspace = tmp_path / "ws"
+    with pytest.raises(PermanentError, match=r"script x\.sql line 4: a NUL character") as err:
+        _run("--workspace", str(workspace), "--script", str(script))
+    assert err.value.exit_code == 65
+    assert not (workspace / "metadata.json").exists()

@@ -105,6 +105,35 @@ def test_a_binary_file_is_refused_as_unreadable_input(
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "encoding", "line", "column"),
+    [
+        ("SELECT 1 AS a\x00b FROM dbo.T\n", "utf-8", 1, 14),  # would read as two names
+        ("SELECT 1\nGO\nSELECT 'x\x00y' AS s\n", "utf-8", 3, 10),  # inside a string
+        ("SELECT 1\r\nSELECT 2 AS a\x00\r\n", "utf-16", 2, 14),  # U+0000 in a BOM file
+        # not UTF-8, and past the first 4 KiB, where a NUL makes the file "not text"
+        ("-- caf\xe9\n" + "SELECT 1\n" * 600 + "SELECT \x00 1\n", "cp1252", 602, 8),
+    ],
+    ids=["utf-8-name", "utf-8-string", "utf-16-bom", "cp1252"],
+)
+def test_a_nul_in_the_script_is_refused_with_its_line_and_nothing_is_printed(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    encoding: str,
+    line: int,
+    column: int,
+) -> None:
+    path = tmp_path / "in.sql"
+    path.write_bytes(text.encode(encoding))
+    status, out, err = _translate(path, "duckdb", capsys)
+    assert (status, out) == (EXIT_PERMANENT, "")
+    assert err.startswith(
+        f"datamigrate translate: script {path} line {line}: a NUL character at column {column}"
+    )
+    assert err.count("\n") == 1
+
+
 def test_log_lines_go_to_stderr_so_stdout_is_only_sql(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -127,16 +127,35 @@ def decode_script(data: bytes, name: str) -> str:
     """UTF-8 (with or without BOM), UTF-16 with BOM (SSMS's default), else Windows-1252.
 
     Raises:
-        PermanentError: the bytes hold NULs without a UTF-16 BOM (not a text file).
+        PermanentError: the bytes hold NULs without a UTF-16 BOM (not a text file), or the
+            decoded text holds a NUL character (its line is named).
     """
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+        return _refuse_nul(data.decode("utf-16"), name)
     try:
-        return data.decode("utf-8-sig")
+        return _refuse_nul(data.decode("utf-8-sig"), name)
     except UnicodeDecodeError:
         if b"\x00" in data[:4096]:
             raise PermanentError(f"script {name} is not text", code="SourceUnreadable") from None
-        return data.decode("cp1252", errors="replace")
+        return _refuse_nul(data.decode("cp1252", errors="replace"), name)
+
+
+def _refuse_nul(text: str, name: str) -> str:
+    """``text``, or PermanentError naming the first NUL's line: no SQL Server script holds one.
+
+    Read on as whitespace, ``a<NUL>b`` would silently become two names and ``'x<NUL>y'`` a
+    different string.
+    """
+    at = text.find("\x00")
+    if at < 0:
+        return text
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    raise PermanentError(
+        f"script {name} line {line}: a NUL character at column {column}; a script is text "
+        "(UTF-16 saved without a byte-order mark reads so)",
+        code="SourceUnreadable",
+    )
 
 
 def read_script_text(

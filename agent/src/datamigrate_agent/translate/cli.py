@@ -12,9 +12,9 @@ number and reason; the others are still printed, and the exit status
 is then 65 (permanent: the input must change). ``FILE`` may be
 ``-`` for stdin; a name ending in ``.gz`` (or gzip data) is gunzipped. The script is decoded
 as the extract step decodes one: UTF-8 with or without BOM, UTF-16 with BOM (as SSMS saves),
-else Windows-1252. A file that cannot be read (missing, a folder, not text, broken gzip) is
-one plain line on stderr naming it and the reason, and exit status 65; a bad option is the
-usage and exit status 2, as argparse does.
+else Windows-1252. A file that cannot be read (missing, a folder, not text, broken gzip) or
+that holds a NUL character (the line names its line) is one plain line on stderr naming it and
+the reason, and exit status 65; a bad option is the usage and exit status 2, as argparse does.
 """
 
 from __future__ import annotations
