@@ -8,19 +8,23 @@ import decimal
 import json
 import logging
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from datamigrate_agent.errors import PermanentError, RetryableError
+from datamigrate_agent.__main__ import main
+from datamigrate_agent.errors import EXIT_RETRYABLE, PermanentError, RetryableError
 from datamigrate_agent.extract import cli, live
 from datamigrate_agent.extract._select import Selection
 from datamigrate_agent.metadata import MetadataDocument, iter_sample_rows, load_metadata
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "extract"
 RECORDED = json.loads((FIXTURE / "catalogue_northwind_small.json").read_text(encoding="utf-8"))
+#: A login name as a Secret would hold it: distinctive, so a leak into any output is found.
+USER = "migrator-login-from-secret"
 
 
 def _python_value(value: Any) -> Any:
@@ -241,10 +245,10 @@ def test_unreachable_server_is_retryable_and_the_password_never_shows(
 ) -> None:
     secret = base64.b64encode(b"do-not-log-me").decode()
     options = live.ServerOptions(
-        host="127.0.0.1", port=1, database="Northwind", user="sa", password=secret,
+        host="127.0.0.1", port=1, database="Northwind", user=USER, password=secret,
         login_timeout=2,
     )  # fmt: skip
-    assert secret not in repr(options)
+    assert secret not in repr(options) and USER not in repr(options)
     started = time.monotonic()
     with caplog.at_level(logging.DEBUG), pytest.raises(RetryableError) as err:
         live.extract_server(options, selection=Selection(), sample_rows=0)
@@ -253,23 +257,45 @@ def test_unreachable_server_is_retryable_and_the_password_never_shows(
     assert "127.0.0.1:1" in str(err.value)
     assert err.value.__cause__ is None  # the driver's text is not chained into the message
     out = capsys.readouterr()
-    assert secret not in caplog.text + out.out + out.err + str(err.value)
+    fields = json.dumps([getattr(r, "fields", {}) for r in caplog.records])
+    for value in (secret, USER):
+        assert value not in caplog.text + fields + out.out + out.err + str(err.value)
 
 
-def test_cli_with_server_maps_unreachable_to_retryable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+def restore_root_logging() -> Iterator[None]:
+    """``main`` replaces the root logger's handlers; put them back after the test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("restore_root_logging")
+def test_cli_with_server_maps_unreachable_to_retryable_and_logs_no_login(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv(live.USER_ENV, "sa")
-    monkeypatch.setenv(live.PASSWORD_ENV, "hunter2")
-    parser = argparse.ArgumentParser()
-    cli.add_arguments(parser)
-    args = parser.parse_args(
-        ["--workspace", str(tmp_path), "--server", "127.0.0.1", "--port", "1",
+    secret = "hunter2-do-not-log"
+    monkeypatch.setenv(live.USER_ENV, USER)
+    monkeypatch.setenv(live.PASSWORD_ENV, secret)
+    termination = tmp_path / "termination-log"
+    monkeypatch.setenv("DATAMIGRATE_TERMINATION_LOG", str(termination))
+    status = main(
+        ["extract", "--workspace", str(tmp_path / "ws"), "--server", "127.0.0.1", "--port", "1",
          "--database", "Northwind", "--login-timeout", "2", "--no-encrypt"]
     )  # fmt: skip
-    with pytest.raises(RetryableError):
-        cli.run(args)
-    assert not (tmp_path / "metadata.json").exists()
+    assert status == EXIT_RETRYABLE
+    assert not (tmp_path / "ws" / "metadata.json").exists()
+    out = capsys.readouterr()
+    lines = [json.loads(line) for line in out.out.splitlines()]  # the step pod's log
+    connecting = [line for line in lines if line["msg"] == "Connecting to SQL Server"]
+    assert len(connecting) == 1
+    assert (connecting[0]["server"], connecting[0]["database"]) == ("127.0.0.1:1", "Northwind")
+    assert "user" not in connecting[0]
+    assert [line["code"] for line in lines if line["msg"] == "Step failed"] == ["SourceUnreachable"]
+    for value in (secret, USER):
+        assert value not in out.out + out.err + termination.read_text(encoding="utf-8")
 
 
 def test_cli_with_server_needs_a_database_and_a_user(

@@ -78,12 +78,12 @@ PERMANENT_SERVER_ERRORS = frozenset({18456, 4060, 916, 18452})
 
 @dataclass(frozen=True)
 class ServerOptions:
-    """How to reach the server; ``password`` is kept out of ``repr``."""
+    """How to reach the server; ``user`` and ``password`` (from a Secret) stay out of ``repr``."""
 
     host: str
     database: str
     port: int = 1433
-    user: str = ""
+    user: str = field(default="", repr=False)
     password: str = field(default="", repr=False)
     #: None: the driver's default (encrypt when the server requires it).
     encrypt: bool | None = None
@@ -600,7 +600,7 @@ def extract_server(
     log.info(
         "Connecting to SQL Server",
         extra={"fields": {"server": f"{options.host}:{options.port}",
-                          "database": options.database, "user": options.user}},
+                          "database": options.database}},
     )  # fmt: skip
     conn = connect(options)
     try:
