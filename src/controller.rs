@@ -244,10 +244,13 @@ fn controller_for(ctx: &Context, namespace: Option<&str>) -> Controller<Migratio
 }
 
 /// What a change must touch to need a reconcile: the spec (generation), the reconcile-request
-/// annotation, or the deletion mark. Status and managed-field updates, most of them the
-/// operator's own, hash the same and are dropped; owned Jobs and ConfigMaps trigger on their own.
+/// annotation, or the deletion mark; or it is another object of the same name (the filter
+/// remembers hashes by name, and a Migration re-created under its old name starts again at
+/// generation 1). Status and managed-field updates, most of them the operator's own, hash the
+/// same and are dropped; owned Jobs and ConfigMaps trigger on their own.
 fn wants_reconcile(mig: &Migration) -> Option<u64> {
     let mut hasher = std::hash::DefaultHasher::new();
+    mig.metadata.uid.hash(&mut hasher);
     mig.metadata.generation.hash(&mut hasher);
     status::requested_reconcile(mig).hash(&mut hasher);
     mig.metadata.deletion_timestamp.is_some().hash(&mut hasher);
@@ -299,7 +302,9 @@ pub async fn reconcile(mig: Arc<Migration>, ctx: Arc<Context>) -> Result<Action>
         Err(e) => {
             ctx.metrics.observe_failure(e.reason());
             if e.is_permanent() {
-                report_permanent(&mig, &ctx, e).await;
+                report_error(&mig, &ctx, e, true).await;
+            } else if matches!(e, Error::ForeignObject { .. }) {
+                report_error(&mig, &ctx, e, false).await;
             }
         }
     }
@@ -313,12 +318,13 @@ async fn reconcile_steps(mig: &Migration, ctx: &Context) -> Result<Action> {
     // created without), so that its first Job is the next write; the agent's reports once a
     // step has run
     let fresh = has_not_started(mig);
-    let (mut jobs, secrets, script, reports, account) = futures::try_join!(
+    let (mut jobs, secrets, script, reports, account, _) = futures::try_join!(
         observe::observe_jobs(&ctx.client, mig),
         observe::check_secrets(&ctx.client, mig),
         when(fresh, observe::check_script(&ctx.client, mig)),
         when(!fresh, observe::read_reports(&ctx.client, mig)),
         when(fresh && !mig.spec.suspend, apply_service_account(mig, ctx)),
+        when(fresh, observe::check_workspace(&ctx.client, mig)),
     )?;
 
     // Decide the next move
@@ -357,7 +363,13 @@ async fn reconcile_steps(mig: &Migration, ctx: &Context) -> Result<Action> {
     let owned = Owned {
         account_ready: account.is_some(),
         // A Job from a reconcile whose owned objects then failed: ensure them now
-        repair: fresh && !mig.spec.suspend && !matches!(run, RunState::Create { .. }),
+        // or a step runs and its progress ConfigMap is gone (deleted by hand)
+        repair: !mig.spec.suspend
+            && match &run {
+                RunState::Create { .. } => false,
+                RunState::Running { .. } => fresh || reports.as_ref().is_some_and(|r| !r.found),
+                _ => fresh,
+            },
     };
     let events = act(mig, ctx, &mut run, &mut jobs, &inputs, owned).await?;
 
@@ -881,11 +893,13 @@ async fn publish_event(mig: &Migration, ctx: &Context, event: &Event) {
     }
 }
 
-/// Marks the Migration Stalled with the error's reason and a Warning Event (once per reason).
-async fn report_permanent(mig: &Migration, ctx: &Context, err: &Error) {
+/// Marks the Migration Stalled (a permanent error) or waiting (an object of an earlier
+/// Migration of its name is in the way) with the error's reason and a Warning Event, once per
+/// reason.
+async fn report_error(mig: &Migration, ctx: &Context, err: &Error, stalled: bool) {
     let prev = mig.status.clone().unwrap_or_default();
-    let already = status::find_condition(&prev, condition_type::STALLED)
-        .is_some_and(|c| c.status == "True" && c.reason == err.reason());
+    let already = status::find_condition(&prev, condition_type::READY)
+        .is_some_and(|c| c.status == "False" && c.reason == err.reason());
     if already {
         return;
     }
@@ -893,22 +907,23 @@ async fn report_permanent(mig: &Migration, ctx: &Context, err: &Error) {
     let (now, generation, message) = (now(), mig.metadata.generation, err.chain(1024));
     for (t, value) in [
         (condition_type::READY, false),
-        (condition_type::RECONCILING, false),
-        (condition_type::STALLED, true),
+        (condition_type::RECONCILING, !stalled),
+        (condition_type::STALLED, stalled),
     ] {
         let c = status::condition(t, value, err.reason(), &message, generation, &now);
         status::set_condition(&mut next.conditions, c);
     }
     next.observed_generation = generation;
-    next.phase = Some(MigrationPhase::Failed);
+    next.phase = Some(if stalled {
+        MigrationPhase::Failed
+    } else {
+        prev.phase.unwrap_or(MigrationPhase::Pending)
+    });
     next.message = Some(crate::truncate(&message, 512));
     if let Err(e) = patch_status(mig, ctx, &next).await {
-        warn!(
-            error = %crate::error_chain(&e),
-            "Failed to report a permanent error"
-        );
+        warn!(error = %crate::error_chain(&e), "Failed to report an error in status");
     }
-    warn!(error = %crate::error_chain(err), "Migration stalled");
+    warn!(error = %crate::error_chain(err), stalled, "Migration cannot go on");
     publish(
         mig,
         ctx,
@@ -1004,6 +1019,10 @@ mod tests {
         let mut deleting = base.clone();
         deleting.metadata.deletion_timestamp = Some(at(5));
         assert_ne!(wants_reconcile(&base), wants_reconcile(&deleting));
+        // The same name and generation, re-created: another object
+        let mut again = base.clone();
+        again.metadata.uid = Some("another-uid".into());
+        assert_ne!(wants_reconcile(&base), wants_reconcile(&again));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use sha2::{Digest, Sha256};
@@ -20,7 +20,7 @@ use crate::job::{LABEL_MIGRATION, owned_labels};
 use crate::owned::{PROGRESS_KEY, PUBLISH_KEY, SUMMARY_KEY};
 use crate::plan::JobObservation;
 use crate::status::{InputsCheck, ProgressReport, PublishReport, SummaryReport, reason};
-use crate::steps::{progress_configmap_name, referenced_secret_keys};
+use crate::steps::{progress_configmap_name, referenced_secret_keys, workspace_claim_name};
 use crate::{Error, Result, truncate};
 
 /// What the agent reported through the progress ConfigMap.
@@ -32,6 +32,8 @@ pub struct Reports {
     pub summary: Option<SummaryReport>,
     /// `publish.json`.
     pub publish: Option<PublishReport>,
+    /// Whether the ConfigMap exists at all.
+    pub found: bool,
 }
 
 /// The Migration's step Jobs, listed from the API server's watch cache (`resourceVersion=0`):
@@ -131,8 +133,10 @@ pub async fn read_reports(client: &Client, mig: &Migration) -> Result<Reports> {
             what: "progress configmap",
             source,
         })?;
+    let found = cm.is_some();
     let data = cm.and_then(|c| c.data).unwrap_or_default();
     Ok(Reports {
+        found,
         progress: parse(&data, PROGRESS_KEY),
         summary: parse(&data, SUMMARY_KEY),
         publish: parse(&data, PUBLISH_KEY),
@@ -250,6 +254,36 @@ pub async fn check_script(client: &Client, mig: &Migration) -> Result<Option<Inp
     }
     let message = format!("ConfigMap {} has no key {}", cm_ref.name, cm_ref.key);
     Ok(Some(missing(reason::CONFIGMAP_KEY_NOT_FOUND, message)))
+}
+
+/// Fails with [`Error::ForeignObject`] while the workspace claim of an earlier Migration of this
+/// name is still there (being deleted, or owned by that one): a step must not write into a
+/// claim that is about to go. A missing claim, or this Migration's own, passes.
+///
+/// # Errors
+/// [`Error::ForeignObject`], or [`Error::Observe`] when the claim cannot be read.
+#[instrument(skip_all)]
+pub async fn check_workspace(client: &Client, mig: &Migration) -> Result<()> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace(mig));
+    let name = workspace_claim_name(&mig.name_any());
+    let claim = api.get_opt(&name).await.map_err(|source| Error::Observe {
+        what: "workspace claim",
+        source,
+    })?;
+    let uid = mig.uid();
+    let ours = |c: &PersistentVolumeClaim| {
+        c.metadata.deletion_timestamp.is_none()
+            && c.owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == uid.as_ref())
+    };
+    match claim {
+        Some(c) if !ours(&c) => Err(Error::ForeignObject {
+            kind: "PersistentVolumeClaim",
+            name,
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn missing(reason: &'static str, message: String) -> InputsCheck {

@@ -279,7 +279,10 @@ struct Verdict {
 #[must_use]
 pub fn done_message(summary: Option<&SummaryReport>) -> String {
     let Some(summary) = summary else {
-        return "Every step succeeded".into();
+        return "Every step succeeded, but the agent's summary never reached the progress \
+                ConfigMap (deleted, or its RoleBinding was): the counts are in the project's \
+                report"
+            .into();
     };
     let s = fold_summary(summary);
     let mut text = format!(

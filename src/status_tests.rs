@@ -411,5 +411,5 @@ fn ready_message_counts_the_objects_and_points_at_the_report_when_some_are_flagg
         done_message(Some(&clean)),
         "Every step succeeded: 3 verified, 0 verified by build, 0 flagged"
     );
-    assert_eq!(done_message(None), "Every step succeeded");
+    assert!(done_message(None).starts_with("Every step succeeded, but the agent's summary never"));
 }

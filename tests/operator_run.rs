@@ -350,8 +350,13 @@ async fn a_migration_recreated_under_the_same_name_runs_afresh_and_adopts_nothin
     let _op = Operator::start(n, &[]);
     create_minimal_script(&client, n).await;
     let first = create_migration(&client, n, migration("again", AGENT_IMAGE, json!({}))).await;
-    wait_for(&client, n, "again", "Succeeded", RUN_TIMEOUT, |m| {
-        phase(m) == "Succeeded"
+    // Mid-run: the migrate pod holds the claim, which then stays Terminating for a while
+    wait_for(&client, n, "again", "the migrate step", RUN_TIMEOUT, |m| {
+        m.status.as_ref().is_some_and(|s| {
+            s.steps
+                .iter()
+                .any(|st| st.name == "migrate" && st.job_name.is_some())
+        })
     })
     .await;
     let migs: Api<Migration> = Api::namespaced(client.clone(), n);
@@ -385,7 +390,7 @@ async fn a_migration_recreated_under_the_same_name_runs_afresh_and_adopts_nothin
             .collect();
         assert_eq!(
             owners,
-            [new.clone()],
+            vec![new.as_str()],
             "{name} is the second Migration's own"
         );
     }

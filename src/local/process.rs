@@ -182,19 +182,20 @@ pub async fn run(
     };
     let (mut out_done, mut err_done) = (false, false);
     while !(out_done && err_done) {
-        let line = tokio::select! {
-            l = stdout.next_line(), if !out_done => l.map(|l| l.map(|l| (l, true))),
-            l = stderr.next_line(), if !err_done => l.map(|l| l.map(|l| (l, false))),
+        // Which stream spoke, and its line (`None` at its end)
+        let (from_stdout, line) = tokio::select! {
+            l = stdout.next_line(), if !out_done => (true, l),
+            l = stderr.next_line(), if !err_done => (false, l),
         };
         match line.map_err(io(log))? {
-            Some((text, from_stdout)) => {
+            Some(text) => {
                 if from_stdout {
                     on_line(&text);
                 }
                 file.write_all(text.as_bytes()).await.map_err(io(log))?;
                 file.write_all(b"\n").await.map_err(io(log))?;
             }
-            None if !out_done => out_done = true,
+            None if from_stdout => out_done = true,
             None => err_done = true,
         }
     }
@@ -240,8 +241,8 @@ mod tests {
             program: "sh".into(),
             args: vec![
                 "-c".into(),
-                "echo one; echo two >&2; printf 'Code: bad' > \"$DATAMIGRATE_TERMINATION_LOG\"; \
-                 exit 65"
+                "echo one; echo two >&2; exec 2>&-; sleep 0.2; echo three; \
+                 printf 'Code: bad' > \"$DATAMIGRATE_TERMINATION_LOG\"; exit 65"
                     .into(),
             ],
             env: vec![(
@@ -257,7 +258,8 @@ mod tests {
             .unwrap();
         assert_eq!(outcome.code, Some(65));
         assert_eq!(outcome.message.as_deref(), Some("Code: bad"));
-        assert_eq!(lines, ["one"]);
+        // stderr ended first; every stdout line still came
+        assert_eq!(lines, ["one", "three"]);
         let logged = std::fs::read_to_string(log).unwrap();
         assert!(logged.contains("one") && logged.contains("two"), "{logged}");
     }
