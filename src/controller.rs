@@ -459,7 +459,7 @@ async fn ensure_workspace_and_rbac(mig: &Migration, ctx: &Context) -> Result<()>
         owned::progress_role_binding(mig)?,
     );
     futures::try_join!(
-        create_if_missing(client, ns, &pvc, "PersistentVolumeClaim"),
+        create_if_missing(mig, client, ns, &pvc, "PersistentVolumeClaim"),
         apply(client, ns, &cm, "ConfigMap"),
         async {
             apply(client, ns, &role, "Role").await?;
@@ -493,7 +493,13 @@ async fn apply_binding(client: &Client, ns: &str, binding: &RoleBinding) -> Resu
 }
 
 /// Creates `obj` unless it exists (a PVC's spec is immutable, so it is never re-applied).
-async fn create_if_missing<K>(client: &Client, ns: &str, obj: &K, kind: &'static str) -> Result<()>
+async fn create_if_missing<K>(
+    mig: &Migration,
+    client: &Client,
+    ns: &str,
+    obj: &K,
+    kind: &'static str,
+) -> Result<()>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -519,7 +525,7 @@ where
                         source,
                     })?;
             match existing {
-                Some(e) if e.meta().deletion_timestamp.is_some() || !same_owner(&e, obj) => {
+                Some(e) if e.meta().deletion_timestamp.is_some() || !owned::owned_by(&e, mig) => {
                     Err(Error::ForeignObject {
                         kind,
                         name: obj.name_any(),
@@ -704,7 +710,7 @@ async fn create_job(
                 what: "jobs",
                 source,
             })?;
-            if let Some(job) = existing.as_ref().filter(|j| !owned_by(*j, mig)) {
+            if let Some(job) = existing.as_ref().filter(|j| !owned::owned_by(*j, mig)) {
                 return Err(Error::ForeignObject {
                     kind: "Job",
                     name: job.name_any(),
@@ -715,21 +721,6 @@ async fn create_job(
         }
         Err(source) => Err(Error::CreateJob { name, source }),
     }
-}
-
-/// Whether `existing` has the owner `desired` is built with.
-fn same_owner<K: Resource>(existing: &K, desired: &K) -> bool {
-    let uids =
-        |o: &K| -> Vec<String> { o.owner_references().iter().map(|r| r.uid.clone()).collect() };
-    uids(desired).iter().all(|u| uids(existing).contains(u))
-}
-
-/// Whether `obj` names `mig` (this very object, by uid) among its owners.
-fn owned_by<K: Resource>(obj: &K, mig: &Migration) -> bool {
-    let uid = mig.uid();
-    obj.owner_references()
-        .iter()
-        .any(|o| Some(&o.uid) == uid.as_ref())
 }
 
 /// The step's Job as the related object: each Event names the Job it is about.

@@ -17,7 +17,7 @@ use tracing::{debug, instrument};
 
 use crate::crd::Migration;
 use crate::job::{LABEL_MIGRATION, owned_labels};
-use crate::owned::{PROGRESS_KEY, PUBLISH_KEY, SUMMARY_KEY};
+use crate::owned::{PROGRESS_KEY, PUBLISH_KEY, SUMMARY_KEY, owned_by};
 use crate::plan::JobObservation;
 use crate::status::{InputsCheck, ProgressReport, PublishReport, SummaryReport, reason};
 use crate::steps::{progress_configmap_name, referenced_secret_keys, workspace_claim_name};
@@ -54,15 +54,10 @@ pub async fn observe_jobs(client: &Client, mig: &Migration) -> Result<Vec<JobObs
         .list(&ListParams::default().match_any().labels(&selector))
         .await
         .map_err(|source| Error::ListJobs { source })?;
-    let uid = mig.uid();
     Ok(jobs
         .items
         .iter()
-        .filter(|j| {
-            j.owner_references()
-                .iter()
-                .any(|o| Some(&o.uid) == uid.as_ref())
-        })
+        .filter(|j| owned_by(*j, mig))
         .filter_map(JobObservation::from_job)
         .collect())
 }
@@ -270,13 +265,8 @@ pub async fn check_workspace(client: &Client, mig: &Migration) -> Result<()> {
         what: "workspace claim",
         source,
     })?;
-    let uid = mig.uid();
-    let ours = |c: &PersistentVolumeClaim| {
-        c.metadata.deletion_timestamp.is_none()
-            && c.owner_references()
-                .iter()
-                .any(|o| Some(&o.uid) == uid.as_ref())
-    };
+    let ours =
+        |c: &PersistentVolumeClaim| c.metadata.deletion_timestamp.is_none() && owned_by(c, mig);
     match claim {
         Some(c) if !ours(&c) => Err(Error::ForeignObject {
             kind: "PersistentVolumeClaim",

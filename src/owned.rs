@@ -163,6 +163,15 @@ pub fn progress_role_binding(mig: &Migration) -> Result<RoleBinding> {
     })
 }
 
+/// Whether `obj` names `mig` (this very object, by uid) among its owners: an object of an
+/// earlier Migration of the same name does not.
+pub fn owned_by<K: Resource>(obj: &K, mig: &Migration) -> bool {
+    let uid = mig.uid();
+    obj.owner_references()
+        .iter()
+        .any(|o| Some(&o.uid) == uid.as_ref())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

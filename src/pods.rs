@@ -71,14 +71,14 @@ impl Blockers {
     }
 
     /// How many pods are blocked.
-    #[must_use]
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.blocked.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Whether no pod is blocked.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
